@@ -1,0 +1,1 @@
+"""Static checks over manifests and Helm values (pre-upgrade validation)."""
