@@ -36,6 +36,11 @@ class CloudProfile:
     ingestion_host_suffixes: tuple[str, ...] = ()  # .metrics.ingest.monitor.azure.com
     # Sidecar CLOUD env spellings that select this cloud (both documented spellings).
     sidecar_names: tuple[str, ...] = ()
+    # Workspace platform metrics (azure-monitor-querymetrics MetricsClient, regional data plane).
+    metrics_endpoint_template: str = "https://{region}.metrics.monitor.azure.com"
+    metrics_audience: str = "https://metrics.monitor.azure.com"
+    # Key Vault data plane: "{vault}" and "{suffix}" are filled in.
+    keyvault_url_template: str = "https://{vault}{suffix}"
     # Lab / air-gapped clouds: MSAL must not call public instance discovery.
     disable_instance_discovery: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +50,12 @@ class CloudProfile:
         d["ingestion_host_suffixes"] = list(self.ingestion_host_suffixes)
         d["sidecar_names"] = list(self.sidecar_names)
         return d
+
+    def keyvault_url(self, vault: str) -> str:
+        return self.keyvault_url_template.format(vault=vault, suffix=self.keyvault_suffix).rstrip("/")
+
+    def metrics_endpoint(self, region: str) -> str:
+        return self.metrics_endpoint_template.format(region=region).rstrip("/")
 
     def owns_ingestion_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -75,6 +86,8 @@ USGOV = CloudProfile(
     query_audience="https://prometheus.monitor.azure.us",
     resource_graph_endpoint="https://management.usgovcloudapi.net",
     ingestion_host_suffixes=(".metrics.ingest.monitor.azure.us",),
+    metrics_endpoint_template="https://{region}.metrics.monitor.azure.us",
+    metrics_audience="https://metrics.monitor.azure.us",
     sidecar_names=("AZUREGOVERNMENT", "AZURE_GOVERNMENT", "AZUREUSGOVERNMENT", "AZUREUSGOVERNMENTCLOUD", "USGOV"),
 )
 CHINA = CloudProfile(
@@ -88,6 +101,8 @@ CHINA = CloudProfile(
     query_audience="https://prometheus.monitor.azure.cn",  # UNCONFIRMED upstream; see domain notes §4
     resource_graph_endpoint="https://management.chinacloudapi.cn",
     ingestion_host_suffixes=(".metrics.ingest.monitor.azure.cn",),
+    metrics_endpoint_template="https://{region}.metrics.monitor.azure.cn",
+    metrics_audience="https://metrics.monitor.azure.cn",
     sidecar_names=("AZURECHINA", "AZURE_CHINA", "AZURECHINACLOUD", "CHINA"),
 )
 
