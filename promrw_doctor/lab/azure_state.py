@@ -67,6 +67,8 @@ class Application:
     display_name: str
     key_credentials: list[KeyCredential] = field(default_factory=list)
     client_secrets: list[str] = field(default_factory=list)  # lab only: plain text, never reported
+    # Secret -> end of validity (Graph passwordCredentials.endDateTime); absent = never expires.
+    client_secret_ends: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,6 +170,9 @@ class AzureState:
     # NMI: which (namespace, pod) have their identity assigned; None means "every pod".
     nmi_assigned_pods: set[tuple[str, str]] | None = None
     nmi_running: bool = True
+    # Client ids of the user-assigned identities attached to the node VMSS (what the node's own
+    # IMDS answers for, besides the kubelet identity); None means every identity in ``identities``.
+    node_identities: set[str] | None = None
     # Ingestion behaviour switches.
     throttle: bool = False
     throttle_retry_after_s: int = 1

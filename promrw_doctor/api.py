@@ -1,0 +1,183 @@
+"""Library API: everything the CLI does, callable from Python.
+
+    from promrw_doctor import api
+    report = api.lint(["values.yaml", "binding.yaml"])
+    report = api.diagnose(context="aks-prod", namespace="monitoring")
+    print(api.exit_code(report), [rc.code for rc in report.root_causes])
+
+Functions raise :class:`~promrw_doctor.core.errors.InputError` for bad input and
+return a :class:`~promrw_doctor.core.model.Report` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .core.engine import EngineOptions, exit_code_for, run_checks
+from .core.errors import InputError
+from .core.facts import FactStore
+from .core.model import CheckResult, Report
+from .core.registry import CheckSpec, Registry, load_registry
+
+LIVE_CATEGORIES = ("kubernetes", "identity", "azure", "pipeline")
+
+
+def registry(checks_dirs: Sequence[str | Path] = ()) -> Registry:
+    """Built-in checks + installed plugins (entry points) + ``checks_dirs``."""
+    return load_registry(checks_dirs)
+
+
+def list_checks(checks_dirs: Sequence[str | Path] = (), categories: Sequence[str] | None = None) -> list[CheckSpec]:
+    reg = registry(checks_dirs)
+    cats = set(categories) if categories else None
+    return [s for s in reg if cats is None or s.category in cats]
+
+
+def explain(name: str, checks_dirs: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """What a check or a diagnosis code means: what it checks, why it matters, how to fix, docs."""
+    from .core.codes import catalog, lookup
+
+    reg = registry(checks_dirs)
+    spec = reg.get(name.strip())
+    if spec is not None:
+        codes = [lookup(c) for c in spec.codes]
+        return {
+            "kind": "check",
+            "check": spec.to_dict(),
+            "codes": [c.to_dict() for c in codes if c is not None],
+        }
+    info = lookup(name)
+    if info is not None:
+        return {
+            "kind": "code",
+            "code": info.to_dict(),
+            "checks": [s.id for s in reg.by_code(info.code)],
+        }
+    known = sorted(set(catalog()) | {s.id for s in reg})
+    close = _close_matches(name, known)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see: promrw-doctor list-checks"
+    raise InputError(f"no check or diagnosis code named {name!r}{hint}")
+
+
+def _close_matches(name: str, known: list[str]) -> list[str]:
+    import difflib
+
+    upper = {k.upper(): k for k in known}
+    hits = difflib.get_close_matches(name.upper(), list(upper), n=3, cutoff=0.6)
+    return [upper[h] for h in hits]
+
+
+def format_explanation(info: dict[str, Any]) -> str:
+    """Plain-text rendering of :func:`explain` for a terminal."""
+    lines: list[str] = []
+    if info["kind"] == "check":
+        c = info["check"]
+        lines += [f"{c['id']}  ({c['category']}, {c['severity']})", f"  {c['title']}", ""]
+        if c["description"]:
+            lines += [_indent(c["description"]), ""]
+        if c["depends_on"]:
+            lines.append(f"Depends on: {', '.join(c['depends_on'])}")
+        if c["variants"]:
+            lines.append(f"Applies to: {', '.join(c['variants'])}")
+        for code in info["codes"]:
+            lines += ["", *_code_lines(code)]
+    else:
+        lines += _code_lines(info["code"])
+        if info["checks"]:
+            lines += ["", f"Emitted by: {', '.join(info['checks'])}"]
+    return "\n".join(lines).rstrip()
+
+
+def _code_lines(code: dict[str, Any]) -> list[str]:
+    out = [f"{code['code']}  ({code['severity']}): {code['title']}", "", "What:", _indent(code["what"]), "",
+           "Why it matters:", _indent(code["why"]), "", "How to fix:", _indent(code["fix"])]
+    if code.get("docs"):
+        out += ["", f"Docs: {code['docs']}"]
+    return out
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else "" for line in text.strip().splitlines())
+
+
+def exit_code(report: Report, fail_on: str = "fail") -> int:
+    return exit_code_for(report, fail_on)
+
+
+def lint(
+    paths: Sequence[str],
+    *,
+    stdin_text: str | None = None,
+    checks_dirs: Sequence[str | Path] = (),
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    check_timeout_s: float = 10.0,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """Static validation of Helm values and manifests (no cluster needed)."""
+    from .lint import lint as _lint
+
+    return _lint(paths, stdin_text=stdin_text, registry=registry(checks_dirs), only=only, skip=skip,
+                 check_timeout_s=check_timeout_s, on_result=on_result)
+
+
+def diagnose(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    pod: str | None = None,
+    cloud: str | None = None,
+    cloud_config: str | None = None,
+    tenant: str | None = None,
+    subscription: str | None = None,
+    since: str = "30m",
+    client_certificate: str | None = None,
+    client_certificate_password: str | None = None,
+    probe: bool = False,
+    probe_options: dict[str, Any] | None = None,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    checks_dirs: Sequence[str | Path] = (),
+    check_timeout_s: float = 30.0,
+    options: dict[str, Any] | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """Live diagnosis of a cluster's Prometheus remote-write path and its Azure side.
+
+    Discovery (fact ``k8s.targets``) finds the Prometheus pod(s) with a remote-write
+    sidecar; every live check then runs against each of them. ``probe=True`` also
+    runs the opt-in canary probe, the only thing that writes.
+    """
+    from .core.facts import fact_spec
+
+    reg = registry(checks_dirs)
+    specs = reg.select(categories=LIVE_CATEGORIES, only=only, skip=skip, include_opt_in=probe)
+    opts: dict[str, Any] = {
+        "kubeconfig": kubeconfig,
+        "context": context,
+        "namespace": namespace,
+        "pod": pod,
+        "cloud": cloud,
+        "cloud_config": cloud_config,
+        "tenant": tenant,
+        "subscription": subscription,
+        "since": since,
+        "client_certificate": client_certificate,
+        "client_certificate_password": client_certificate_password,
+        "probe": probe,
+        "probe_options": dict(probe_options or {}),
+    }
+    opts.update(options or {})
+    store = FactStore(opts)
+    if fact_spec("k8s.targets") is None:
+        raise InputError("live diagnosis is not available in this build (no Kubernetes collector installed)")
+    targets = store.get("k8s.targets")
+    context_info = store.try_get("k8s.context_info", default={}) or {}
+    return run_checks(
+        reg, specs, targets, store, command="run",
+        options=EngineOptions(check_timeout_s=check_timeout_s, on_result=on_result),
+        context=dict(context_info),
+    )
