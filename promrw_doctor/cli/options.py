@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,14 @@ def progress_for(total: int) -> Any:
     return Progress(sys.stderr, enabled=sys.stderr.isatty(), total=total)
 
 
+def _can_encode_symbols() -> bool:
+    try:
+        from ..reports.table import can_encode_symbols
+    except ImportError:
+        return True
+    return can_encode_symbols(sys.stdout)
+
+
 def emit(report: Any, *, output: str, output_file: Path | None, no_color: bool, fail_on: str,
          verbose: bool = False) -> int:
     """Render the report, write it, and return the exit code."""
@@ -77,12 +86,27 @@ def emit(report: Any, *, output: str, output_file: Path | None, no_color: bool, 
     from ..reports import render
 
     code = exit_code_for(report, fail_on)
-    text = render(report, output, color=use_color(no_color, output_file), exit_code=code, verbose=verbose)
+    to_terminal = output_file is None and sys.stdout.isatty()
+    width = shutil.get_terminal_size((80, 24)).columns if to_terminal else 80
+    ascii_only = output == "table" and output_file is None and not _can_encode_symbols()
+    text = render(report, output, color=use_color(no_color, output_file), exit_code=code, verbose=verbose,
+                  width=max(60, min(width, 120)), ascii_only=ascii_only)
     if output_file is not None:
         tmp = output_file.with_name(output_file.name + ".tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         tmp.replace(output_file)
         click.echo(f"report written to {output_file} (exit code {code})", err=True)
     else:
-        click.echo(text.rstrip("\n"))
+        _write_stdout(text.rstrip("\n") + "\n")
     return code
+
+
+def _write_stdout(text: str) -> None:
+    """Write even on an ASCII-only stdout: unencodable characters are escaped, never fatal."""
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        stream.write(text.encode(encoding, errors="backslashreplace").decode(encoding))
+    stream.flush()

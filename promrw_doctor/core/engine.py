@@ -410,8 +410,6 @@ def run_checks(
     results: list[CheckResult] = []
     for target in targets:
         results.extend(engine.run_target(specs, store, target))
-    worst = worst_status([r.status for r in results]) if results else Status.SKIPPED
-    _ = worst
     return Report(
         command=command,
         targets=list(targets),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, TypeVar
+from typing import TypeVar
 
 REDACTED = "[REDACTED]"
 

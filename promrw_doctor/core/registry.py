@@ -20,7 +20,7 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -178,7 +178,7 @@ class Registry:
         for start in self._specs:
             if state.get(start):
                 continue
-            stack: list[tuple[str, Iterable[str]]] = [(start, iter(self._specs[start].depends_on))]
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(self._specs[start].depends_on))]
             path = [start]
             state[start] = 1
             while stack:
@@ -197,7 +197,7 @@ class Registry:
                     path.append(nxt)
                     stack.append((nxt, iter(self._specs[nxt].depends_on)))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[CheckSpec]:
         return iter(self._specs.values())
 
     def __len__(self) -> int:

@@ -227,7 +227,8 @@ def ingestion_url_problems(url: str, extra_clouds: Iterable[CloudProfile] = ()) 
                 f"host {parsed.host} is not an Azure Monitor metrics ingestion endpoint "
                 "(*.metrics.ingest.monitor.azure.com, .us or .cn)",
             ))
-    if parsed.port is not None and parsed.port != 443 and (parsed.cloud is None or parsed.cloud.name in BUILTIN):
+    builtin_or_unknown = parsed.cloud is None or parsed.cloud.name in BUILTIN
+    if parsed.port is not None and parsed.port != 443 and builtin_or_unknown:
         problems.append(UrlProblem("port", f"port {parsed.port}: the ingestion endpoint listens on 443"))
 
     problems.extend(_path_problems(parsed.path))
@@ -272,7 +273,10 @@ def _api_version_problems(query: str) -> list[UrlProblem]:
     values = parse_qs(query, keep_blank_values=True).get("api-version")
     known = ", ".join(KNOWN_API_VERSIONS)
     if not values:
-        return [UrlProblem("api-version", f"api-version query parameter is missing (use ?api-version={RECOMMENDED_API_VERSION})")]
+        return [UrlProblem(
+            "api-version",
+            f"api-version query parameter is missing (use ?api-version={RECOMMENDED_API_VERSION})",
+        )]
     if len(values) > 1:
         return [UrlProblem("api-version", f"api-version given {len(values)} times")]
     version = values[0]
@@ -280,7 +284,8 @@ def _api_version_problems(query: str) -> list[UrlProblem]:
         return []
     if _API_VERSION_SHAPE.match(version):
         # A newer version may exist; we cannot prove it wrong, so warn.
-        return [UrlProblem("api-version", f"api-version {version!r} is not a known version ({known})", "warning")]
+        return [UrlProblem("api-version", f"api-version {version!r} is not a known version ({known})",
+                           "warning")]
     return [UrlProblem("api-version", f"api-version {version!r} is malformed (known: {known})")]
 
 

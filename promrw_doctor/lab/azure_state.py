@@ -222,9 +222,9 @@ class AzureState:
             if ra.principal_id.lower() != principal_id.lower() or ra.role_guid != role_guid:
                 continue
             ra_scope = ra.scope.lower().rstrip("/")
-            if scope_l == ra_scope or scope_l.startswith(ra_scope + "/"):
-                if not effective or now - ra.created_on >= self.role_propagation:
-                    return True
+            covers = scope_l == ra_scope or scope_l.startswith(ra_scope + "/")
+            if covers and (not effective or now - ra.created_on >= self.role_propagation):
+                return True
         return False
 
     def role_definition_id(self, role_name: str) -> str:

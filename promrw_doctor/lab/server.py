@@ -75,7 +75,7 @@ class LabServer:
             site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
             await site.start()
             self._runners.append(runner)
-            server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the bound port
+            server = site._server
             assert server is not None and server.sockets  # type: ignore[attr-defined]
             bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             return Endpoint(name, host, int(bound), ssl_context is not None)

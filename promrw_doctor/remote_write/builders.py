@@ -22,7 +22,8 @@ class InvalidSeries(ValueError):
     """The series would be rejected by a receiver; ``violations`` says why."""
 
     def __init__(self, violations: list[Violation]) -> None:
-        super().__init__(str(violations[0]) + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""))
+        more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(str(violations[0]) + more)
         self.violations = violations
 
 

@@ -13,7 +13,7 @@ one series are in timestamp order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,9 @@ class Violation:
     """One broken rule in one series. ``rule`` is a stable key, ``message`` one line."""
 
     series_index: int
-    rule: str  # missing-name | bad-metric-name | bad-label-name | empty-label-value | unsorted | duplicate | samples-out-of-order
+    # missing-name | bad-metric-name | bad-label-name | empty-label-value | unsorted | duplicate
+    # | samples-out-of-order
+    rule: str
     message: str
 
     def __str__(self) -> str:
@@ -71,8 +73,8 @@ def check_series(series: Any, series_index: int = 0) -> Iterator[Violation]:
     last = None
     for s in series.samples:
         if last is not None and s.timestamp < last:
-            yield Violation(series_index, "samples-out-of-order",
-                            f"{_series_id(labels)}: sample timestamps not ascending ({last} then {s.timestamp})")
+            yield Violation(series_index, "samples-out-of-order", f"{_series_id(labels)}: sample timestamps "
+                            f"not ascending ({last} then {s.timestamp})")
             break
         last = s.timestamp
 
@@ -94,7 +96,7 @@ def first_violation(request: Any) -> Violation | None:
     return found[0] if found else None
 
 
-def sorted_labels(labels: Iterable[tuple[str, str]] | dict[str, str]) -> list[tuple[str, str]]:
+def sorted_labels(labels: Iterable[tuple[str, str]] | Mapping[str, str]) -> list[tuple[str, str]]:
     """Labels in wire order (sorted by name)."""
-    items = labels.items() if isinstance(labels, dict) else labels
+    items = labels.items() if isinstance(labels, Mapping) else labels
     return sorted(items, key=lambda kv: kv[0])

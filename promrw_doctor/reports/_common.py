@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..core.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
@@ -41,28 +42,54 @@ def exit_meaning(code: int) -> str:
 # ---------------------------------------------------------------------- redaction
 
 
-def scrub(value: T) -> T:
-    """A deep copy of ``value`` with every string redacted.
+def scrub(value: T, text: Callable[[str], str] | None = None) -> T:
+    """A deep copy of ``value`` with every string redacted (then passed through ``text``, if given).
 
     The engine already redacts findings; renderers call this again on the whole report
     (targets, context, titles, errors included) because a report is the last place a
-    secret can still be stopped. The input is never mutated.
+    secret can still be stopped. The input is never mutated. Text renderers pass
+    :func:`printable` as ``text`` so that dict keys and values alike lose control characters.
     """
     if value is None or isinstance(value, enum.Enum | bool | int | float):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: scrub(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        changes = {f.name: scrub(getattr(value, f.name), text) for f in dataclasses.fields(value) if f.init}
         return dataclasses.replace(value, **changes)  # type: ignore[return-value]
     if isinstance(value, str):
-        return redact(value)  # type: ignore[return-value]
+        out = redact(value)
+        return (text(out) if text else out)  # type: ignore[return-value]
     if isinstance(value, dict):
-        # redact_value applies the secret-key rule (e.g. "client_secret": anything).
-        return redact_value({k: scrub(v) for k, v in value.items()})  # type: ignore[return-value]
+        # redact_value applies the secret-key rule (e.g. "client_secret": anything) before
+        # keys are made printable, so the rule still sees the original key.
+        redacted = redact_value({k: scrub(v, text) for k, v in value.items()})
+        if text is None:
+            return redacted  # type: ignore[return-value]
+        return {(text(k) if isinstance(k, str) else k): v for k, v in redacted.items()}  # type: ignore[return-value]
     if isinstance(value, list):
-        return [scrub(v) for v in value]  # type: ignore[return-value]
+        return [scrub(v, text) for v in value]  # type: ignore[return-value]
     if isinstance(value, tuple):
-        return tuple(scrub(v) for v in value)  # type: ignore[return-value]
+        return tuple(scrub(v, text) for v in value)  # type: ignore[return-value]
     return value
+
+
+# C0/C1 controls (not newline/tab) and the bidi overrides that can disguise text ("Trojan Source").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Control characters made visible (``\\x1b``), tabs as spaces, CRLF as LF.
+
+    Report text comes from the cluster (annotations, logs, env values): an escape
+    sequence in it must not be able to rewrite the on-call engineer's terminal, and XML
+    1.0 cannot carry most control characters at all.
+    """
+    text = text.replace("\r\n", "\n").replace("\t", "    ")
+    return _CONTROL.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 # Starts with ';', a character every value-style redaction pattern stops at, so text that
@@ -71,10 +98,23 @@ def scrub(value: T) -> T:
 _SENTINEL = ";\x00R\x00;"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def scrub_text(text: str) -> str:
-    """Redact a finished text rendering, without damaging markers that are already there."""
-    protected = text.replace(REDACTED, _SENTINEL)
-    return redact(protected).replace(_SENTINEL, REDACTED)
+    """Redact a finished text rendering, without damaging what is already redacted.
+
+    Runs on the text with colour codes removed (an escape code after ``secret:`` would
+    otherwise look like a value). If nothing needs redacting the rendering is returned
+    untouched; if something does, which means a secret got past every earlier pass, the
+    redacted plain text is returned: losing colour is the right price.
+    """
+    plain = _ANSI.sub("", text)
+    protected = plain.replace(REDACTED, _SENTINEL)
+    redacted = redact(protected)
+    if redacted == protected:
+        return text
+    return redacted.replace(_SENTINEL, REDACTED)
 
 
 # ---------------------------------------------------------------------- ordering
@@ -126,11 +166,16 @@ def reason(result: CheckResult) -> str:
     return result.summary
 
 
+def count_parts(report: Report) -> list[tuple[Status, str]]:
+    """``[(fail, "1 fail"), ...]`` for the non-zero statuses, in a fixed order."""
+    counts = report.counts()
+    return [(s, f"{counts[s.value]} {s.value}") for s in STATUS_ORDER if counts[s.value]]
+
+
 def counts_line(report: Report) -> str:
     """``12 checks: 9 pass, 1 fail, 1 blocked`` (only non-zero statuses, in a fixed order)."""
-    counts = report.counts()
-    total = sum(counts.values())
-    parts = [f"{counts[s.value]} {s.value}" for s in STATUS_ORDER if counts[s.value]]
+    total = len(report.results)
+    parts = [text for _, text in count_parts(report)]
     noun = "check" if total == 1 else "checks"
     return f"{total} {noun}: {', '.join(parts)}" if parts else f"{total} {noun}"
 
@@ -164,22 +209,36 @@ def display_width(text: str) -> int:
     return width
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """Greedy word wrap by display width; a word wider than ``width`` stays whole on its own line.
+def join_fitting(parts: Iterable[str], sep: str, width: int) -> list[str]:
+    """Join ``parts`` with ``sep`` into lines of at most ``width``, breaking only between parts."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and display_width(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def wrap(text: str, width: int, hanging: int = 0) -> list[str]:
+    """Greedy word wrap by display width; a word wider than the line stays whole on its own line.
 
     Unlike :mod:`textwrap`, this never splits URLs, ids or commands at hyphens and counts
     wide characters correctly, so copy-paste survives and CJK text fits the terminal.
+    ``hanging`` narrows every line after the first of a paragraph (for hanging indents).
     """
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         current = ""
+        limit = width
         for word in paragraph.split():
             if not current:
                 current = word
-            elif display_width(current) + 1 + display_width(word) <= width:
+            elif display_width(current) + 1 + display_width(word) <= limit:
                 current = f"{current} {word}"
             else:
                 lines.append(current)
                 current = word
+                limit = width - hanging
         lines.append(current)
     return lines

@@ -5,29 +5,33 @@ Modelled on ``linkerd check``: a glyph per check (√ pass, ‼ warn, × fail, ?
 line each. Two departures, both for the reader in a hurry:
 
 - root causes come first, with the commands that fix them, so the answer is on the
-  first screen and the blocked checks below read as consequences, not as more work;
+  first screen and the blocked checks further down read as consequences, not more work;
 - every problem shows its evidence, location, fix and docs in a fixed label column, so
-  the eye finds "fix" at the same place every time.
+  the eye finds "fix" in the same place every time. A problem that is a root cause
+  points back to it instead of printing the same commands twice.
 
 Long text wraps at ``width``; commands and URLs are never broken (copy-paste must work),
 so one that does not fit goes alone on its own line. Colour only when asked: the CLI
 decides (TTY, ``--no-color``, ``NO_COLOR``). ``ascii_only`` swaps every decorative glyph
-for ASCII when the output encoding cannot carry them.
+for ASCII when the output encoding cannot carry them. Control characters from the
+cluster are shown escaped, so report text can never drive the terminal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..core.model import CheckResult, Finding, Report, RootCause, Status
 from ._common import (
-    counts_line,
+    count_parts,
     display_width,
     exit_meaning,
     format_value,
     group_results,
+    join_fitting,
     notes,
+    printable,
     problem_findings,
     reason,
     scrub,
@@ -36,9 +40,10 @@ from ._common import (
 )
 
 MIN_WIDTH = 40
-INDENT = "    "  # details under a check line up under its title
+INDENT = "    "  # details line up under the check's title
 LABEL_WIDTH = 10  # "evidence" plus two spaces
-MAX_VALUE_CHARS = 240  # evidence values longer than this are cut; the JSON report has them whole
+MAX_VALUE_CHARS = 240  # longer evidence values are cut here; the JSON report has them whole
+MAX_HEADER_VALUE = 60  # context values longer than this stay out of the header
 
 UNICODE_SYMBOLS: dict[Status, str] = {
     Status.PASS: "√",
@@ -63,7 +68,7 @@ _UNICODE_GLYPHS = {"dot": "·", "rule": "─", "ellipsis": "…", "bullet": "•
 _ASCII_GLYPHS = {"dot": "-", "rule": "-", "ellipsis": "...", "bullet": "*"}
 
 _RESET = "\x1b[0m"
-_CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
+_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
 STATUS_STYLE: dict[Status, tuple[str, ...]] = {
     Status.PASS: ("green",),
     Status.WARN: ("yellow", "bold"),
@@ -76,7 +81,7 @@ STATUS_STYLE: dict[Status, tuple[str, ...]] = {
 
 
 def can_encode_symbols(stream: TextIO) -> bool:
-    """Whether ``stream`` can carry the Unicode glyphs; the CLI passes ``ascii_only=not …``."""
+    """Whether ``stream`` can carry the Unicode glyphs (the CLI passes ``ascii_only=not ...``)."""
     encoding = getattr(stream, "encoding", None) or "ascii"
     sample = "".join(UNICODE_SYMBOLS.values()) + "".join(_UNICODE_GLYPHS.values())
     try:
@@ -87,7 +92,7 @@ def can_encode_symbols(stream: TextIO) -> bool:
 
 
 class _Style:
-    """ANSI styling that disappears entirely when colour is off (no stray escape codes)."""
+    """ANSI styling that vanishes entirely when colour is off (no stray escape codes in pipes)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -95,17 +100,28 @@ class _Style:
     def __call__(self, text: str, *styles: str) -> str:
         if not self.enabled or not styles or not text:
             return text
-        return "".join(f"\x1b[{_CODES[s]}m" for s in styles) + text + _RESET
+        return "".join(f"\x1b[{_SGR[s]}m" for s in styles) + text + _RESET
+
+
+def _cause_key(target: str, check_id: str, code: str) -> tuple[str, str, str]:
+    return (target, check_id, code)
 
 
 class _Table:
-    def __init__(self, *, color: bool, width: int, verbose: bool, ascii_only: bool, multi_target: bool) -> None:
+    """Accumulates lines; each method renders one element of the layout."""
+
+    def __init__(self, report: Report, *, color: bool, width: int, verbose: bool, ascii_only: bool) -> None:
         self.s = _Style(color)
         self.width = max(width, MIN_WIDTH)
         self.verbose = verbose
         self.symbols = ASCII_SYMBOLS if ascii_only else UNICODE_SYMBOLS
         self.g = _ASCII_GLYPHS if ascii_only else _UNICODE_GLYPHS
-        self.multi_target = multi_target
+        targets = {r.target for r in report.results} | {t.id for t in report.targets}
+        self.multi_target = len(targets) > 1
+        self.cause_number = {
+            _cause_key(rc.target, rc.check_id, rc.code): n for n, rc in enumerate(report.root_causes, 1)
+        }
+        self.cause_has_fix = {n: bool(rc.remediation) for n, rc in enumerate(report.root_causes, 1)}
         self.lines: list[str] = []
 
     # ------------------------------------------------------------------ primitives
@@ -116,185 +132,186 @@ class _Table:
         if self.lines and self.lines[-1] != "":
             self.emit()
 
+    @property
+    def dot(self) -> str:
+        return f" {self.g['dot']} "
+
     def symbol(self, status: Status) -> str:
         return self.s(self.symbols[status], *STATUS_STYLE[status])
 
     def paragraph(self, text: str, indent: str, *styles: str) -> None:
-        """Wrapped prose with a hanging indent."""
+        """Wrapped prose under ``indent``."""
         for piece in wrap(text, self.width - len(indent)):
             self.emit(indent + self.s(piece, *styles))
 
-    def field(self, label: str, text: str, indent: str = INDENT, *styles: str) -> None:
-        """``label`` in a fixed column, ``text`` wrapped beside it."""
-        pad = " " * LABEL_WIDTH
-        for i, piece in enumerate(wrap(text, self.width - len(indent) - LABEL_WIDTH)):
-            head = self.s(label.ljust(LABEL_WIDTH), "dim") if i == 0 else pad
-            self.emit(indent + head + self.s(piece, *styles))
+    def label(self, name: str, first: bool) -> str:
+        return self.s(name.ljust(LABEL_WIDTH), "dim") if first else " " * LABEL_WIDTH
 
-    def verbatim(self, label: str, items: Sequence[str], indent: str = INDENT) -> None:
-        """Commands and URLs: never wrapped. In the label column when they all fit, else one per line."""
+    def field(self, name: str, text: str, indent: str = INDENT, *styles: str) -> None:
+        """``name`` in the label column, ``text`` wrapped beside it."""
+        for i, piece in enumerate(wrap(text, self.width - len(indent) - LABEL_WIDTH)):
+            self.emit(indent + self.label(name, i == 0) + self.s(piece, *styles))
+
+    def verbatim(self, name: str, items: Sequence[str], indent: str = INDENT) -> None:
+        """Commands and URLs, never wrapped: beside the label when all fit, else each on its own line."""
         room = self.width - len(indent) - LABEL_WIDTH
         if all(display_width(i) <= room and "\n" not in i for i in items):
             for i, item in enumerate(items):
-                head = self.s(label.ljust(LABEL_WIDTH), "dim") if i == 0 else " " * LABEL_WIDTH
-                self.emit(indent + head + self.s(item, "cyan"))
+                self.emit(indent + self.label(name, i == 0) + self.s(item, "cyan"))
             return
-        self.emit(indent + self.s(label, "dim"))
+        self.emit(indent + self.s(name, "dim"))
         for item in items:
             for line in item.splitlines():
                 self.emit(indent + "  " + self.s(line, "cyan"))
 
-    def evidence(self, evidence: dict[str, object], indent: str = INDENT) -> None:
-        pad = indent + " " * LABEL_WIDTH
-        room = self.width - len(pad)
-        first = True
-        for key, value in evidence.items():
+    def evidence(self, evidence: dict[str, Any], indent: str = INDENT) -> None:
+        """One ``key: value`` per line beside the label; long values wrap with a hanging indent."""
+        room = self.width - len(indent) - LABEL_WIDTH
+        for n, (key, value) in enumerate(evidence.items()):
             text = format_value(value)
             if len(text) > MAX_VALUE_CHARS:
-                text = f"{text[:MAX_VALUE_CHARS]}{self.g['ellipsis']} (cut; full value in -o json)"
-            pieces = wrap(f"{key}: {text}", room)
-            for i, piece in enumerate(pieces):
+                text = f"{text[:MAX_VALUE_CHARS]}{self.g['ellipsis']} (cut; whole value in -o json)"
+            for i, piece in enumerate(wrap(f"{key}: {text}", room, hanging=2)):
                 if i == 0:
-                    head = self.s("evidence".ljust(LABEL_WIDTH), "dim") if first else " " * LABEL_WIDTH
-                    k, _, rest = piece.partition(": ")
-                    body = self.s(k + ":", "dim") + (" " + rest if rest else "") if rest or piece.endswith(":") \
-                        else piece
-                    self.emit(indent + head + body)
+                    cut = len(key) + 1 if piece.startswith(f"{key}:") else 0
+                    head = self.label("evidence", n == 0)
+                    self.emit(indent + head + self.s(piece[:cut], "dim") + piece[cut:])
                 else:
-                    self.emit(pad + "  " + piece if display_width(piece) + 2 <= room else pad + piece)
-            first = False
+                    self.emit(indent + " " * (LABEL_WIDTH + 2) + piece)
 
     # ------------------------------------------------------------------ sections
     def header(self, report: Report) -> None:
         command = report.command.strip() or "run"
         if not command.startswith("promrw-doctor"):
             command = f"promrw-doctor {command}"
-        dot = f" {self.g['dot']} "
-        targets = ", ".join(t.id for t in report.targets) or "no target"
-        first = dot.join([command, targets, report.started_at, f"{report.duration_s:.1f}s"])
-        for piece in wrap(first, self.width):
-            self.emit(self.s(piece, "bold"))
-        extras = [f"{k}: {format_value(v)}" for k, v in report.context.items()
-                  if isinstance(v, str | int | float | bool) and v != ""]
+        targets = [t.id for t in report.targets] or ["no target"]
+        for line in join_fitting([command, *targets], "  ", self.width):
+            self.emit(self.s(line, "bold"))
+        facts = [report.started_at, f"{report.duration_s:.1f}s"]
+        for key, value in report.context.items():
+            text = format_value(value)
+            if isinstance(value, str | int | float | bool) and text and "\n" not in text \
+                    and len(text) <= MAX_HEADER_VALUE:
+                facts.append(f"{key} {text}")
         if report.tool_version:
-            extras.append(f"version: {report.tool_version}")
-        if extras:
-            self.paragraph(dot.join(extras), "", "dim")
+            facts.append(f"v{report.tool_version}")
+        for line in join_fitting([f for f in facts if f], self.dot, self.width):
+            self.emit(self.s(line, "dim"))
 
     def root_causes(self, causes: list[RootCause]) -> None:
         if not causes:
             return
         self.blank()
-        self.emit(self.s(f"ROOT CAUSES ({len(causes)})" if len(causes) > 1 else "ROOT CAUSE", "bold"))
-        number_width = len(str(len(causes)))
+        self.emit(self.s(f"ROOT CAUSES ({len(causes)}) {self.g['dot']} fix these first", "bold")
+                  if len(causes) > 1 else self.s("ROOT CAUSE", "bold"))
+        number_width = len(str(len(causes))) + 1
+        indent = " " * (number_width + 3)
         for n, rc in enumerate(causes, 1):
-            num = f"{n}.".rjust(number_width + 1)
-            dot = f" {self.g['dot']} "
-            title = dot.join([rc.code, rc.severity.value, rc.check_id]
-                             + ([f"target {rc.target}"] if self.multi_target else []))
-            indent = " " * (len(num) + 3)
-            pieces = wrap(title, self.width - len(indent))
-            self.emit(f"{num} {self.symbol(rc.status)} {self.s(pieces[0], 'bold')}")
-            for piece in pieces[1:]:
-                self.emit(indent + self.s(piece, "bold"))
+            self.blank()
+            parts = [rc.code, rc.severity.value, rc.check_id] + ([rc.target] if self.multi_target else [])
+            lines = join_fitting(parts, self.dot, self.width - len(indent))
+            self.emit(f"{f'{n}.':>{number_width}} {self.symbol(rc.status)} {self.s(lines[0], 'bold')}")
+            for line in lines[1:]:
+                self.emit(indent + self.s(line, "bold"))
             self.paragraph(rc.summary, indent)
             if rc.remediation:
                 self.verbatim("fix", rc.remediation, indent)
             if rc.consequences:
                 self.paragraph("consequences: " + ", ".join(rc.consequences), indent, "dim")
-            if n < len(causes):
-                self.blank()
 
     def category(self, name: str, results: list[CheckResult]) -> None:
         self.blank()
         self.emit(self.s(name, "bold"))
-        self.emit(self.s(self.g["rule"] * min(max(len(name), 8), self.width), "dim"))
+        self.emit(self.s(self.g["rule"] * min(display_width(name), self.width), "dim"))
         for r in results:
             self.check(r)
 
-    def check_line(self, r: CheckResult, suffix: str = "") -> None:
-        """``<glyph> <title>  <id>``; ids are shown for anything that is not a plain pass."""
-        words = r.title if r.status == Status.PASS and not self.verbose else f"{r.title}  {r.check_id}"
-        pieces = wrap(words + (f"  {suffix}" if suffix else ""), self.width - 2)
+    def check_line(self, r: CheckResult, show_id: bool) -> None:
+        """``<glyph> <title>  <id>``; the id moves to its own line when the title is long."""
         title_style: tuple[str, ...] = ("bold",) if r.status in (Status.FAIL, Status.ERROR) else ()
-        for i, piece in enumerate(pieces):
-            lead = f"{self.symbol(r.status)} " if i == 0 else "  "
-            if i == 0 and piece.startswith(r.title):
-                rest = piece[len(r.title):]
-                self.emit(lead + self.s(r.title, *title_style) + self.s(rest, "dim"))
+        room = self.width - 2
+        pieces = wrap(r.title, room)
+        lines = [self.s(p, *title_style) for p in pieces]
+        if show_id:
+            if display_width(pieces[-1]) + 2 + display_width(r.check_id) <= room:
+                lines[-1] += "  " + self.s(r.check_id, "dim")
             else:
-                self.emit(lead + self.s(piece, "dim"))
+                lines.append(self.s(r.check_id, "dim"))
+        for i, line in enumerate(lines):
+            self.emit((f"{self.symbol(r.status)} " if i == 0 else "  ") + line)
 
     def check(self, r: CheckResult) -> None:
         if r.status == Status.PASS:
-            self.check_line(r)
+            self.check_line(r, show_id=self.verbose)
             if self.verbose:
                 for f in r.findings:
-                    self.finding(f, show_summary=f.summary != "ok", bullet=False)
+                    self.finding(r, f, show_summary=f.summary not in ("", "ok"), bullet=False)
             return
+        self.check_line(r, show_id=True)
         if r.status in (Status.BLOCKED, Status.SKIPPED):
-            text = reason(r)
-            one_line = f"{r.title}  {r.check_id}  {self.g['dot']} {text}"
-            if display_width(one_line) + 2 <= self.width:
-                self.check_line(r, f"{self.g['dot']} {text}")
-            else:
-                self.check_line(r)
-                self.paragraph(text, INDENT, "dim")
-            return
-        self.check_line(r)
-        if r.status == Status.UNKNOWN:
-            self.paragraph(r.summary or "could not look", INDENT)
+            self.paragraph(reason(r), INDENT, "dim")
+        elif r.status == Status.UNKNOWN:
+            if not r.needs or r.needs not in r.summary:
+                self.paragraph(r.summary or "could not look", INDENT)
             if r.needs:
                 self.field("needs", r.needs, INDENT, "yellow")
-            return
-        if r.status == Status.ERROR:
+        elif r.status == Status.ERROR:
             self.paragraph(reason(r), INDENT)
-            self.paragraph("this is a problem in the doctor, not in your system; "
-                           "--debug shows the traceback", INDENT, "dim")
-            return
-        problems = problem_findings(r)
-        if not problems:  # a warn/fail check without findings: only its summary is known
-            self.paragraph(r.summary, INDENT)
-        for f in problems:
-            self.finding(f, show_summary=True, bullet=len(problems) > 1)
-        if self.verbose:
-            for f in notes(r):
-                self.finding(f, show_summary=True, bullet=False)
+            self.paragraph("the check itself broke; this says nothing about your system", INDENT, "dim")
+        else:
+            problems = problem_findings(r)
+            if not problems:  # a warn/fail result without findings: only its summary is known
+                self.paragraph(r.summary, INDENT)
+            for f in problems:
+                self.finding(r, f, show_summary=True, bullet=len(problems) > 1)
+            if self.verbose:
+                for f in notes(r):
+                    self.finding(r, f, show_summary=True, bullet=False)
 
-    def finding(self, f: Finding, *, show_summary: bool, bullet: bool) -> None:
+    def finding(self, r: CheckResult, f: Finding, *, show_summary: bool, bullet: bool) -> None:
         if show_summary and f.summary:
             if bullet:
                 lead = f"{INDENT}{self.g['bullet']} "
-                pieces = wrap(f.summary, self.width - len(lead))
-                self.emit(lead + pieces[0])
-                for piece in pieces[1:]:
-                    self.emit(" " * len(lead) + piece)
+                for i, piece in enumerate(wrap(f.summary, self.width - len(lead))):
+                    self.emit((lead if i == 0 else " " * len(lead)) + piece)
             else:
                 self.paragraph(f.summary, INDENT)
-        sev = f" ({f.severity.value})" if f.severity and f.status.is_problem else ""
-        if f.code and (f.status.is_problem or self.verbose):
+        if f.status.is_problem or (self.verbose and f.code != "OK"):
+            sev = f" ({f.severity.value})" if f.severity and f.status.is_problem else ""
             self.field("code", f"{f.code}{sev}" + (f" on {f.subject}" if f.subject else ""))
         if f.evidence:
             self.evidence(f.evidence)
         if f.location:
             self.verbatim("at", [f.location])
+        cause = self.cause_number.get(_cause_key(r.target, r.check_id, f.code))
         if f.consequence_of:
-            self.field("cause", f"explained by {f.consequence_of} (see root causes)")
-        if f.remediation:
+            self.field("cause", f"a consequence of {f.consequence_of} (see root causes)")
+        elif cause is not None and (f.remediation or self.cause_has_fix[cause]):
+            self.field("fix", f"see root cause {cause} above")
+        elif f.remediation:
             self.verbatim("fix", f.remediation)
         if f.docs_url:
             self.verbatim("docs", [f.docs_url])
 
     def totals(self, report: Report, exit_code: int | None) -> None:
+        """``12 checks: 9 pass, 1 fail``, wrapped between counts, each count in its status colour."""
         self.blank()
-        counts = report.counts()
-        line = counts_line(report)
-        if self.s.enabled:
-            for status in Status:
-                if counts[status.value]:
-                    token = f"{counts[status.value]} {status.value}"
-                    line = line.replace(token, self.s(token, *STATUS_STYLE[status]), 1)
-        self.emit(line)
+        total = len(report.results)
+        parts = count_parts(report)
+        units: list[tuple[str, str, tuple[str, ...]]] = [  # (text, trailing punctuation, style)
+            (f"{total} {'check' if total == 1 else 'checks'}", ":" if parts else "", ())]
+        units += [(text, "," if i < len(parts) - 1 else "", STATUS_STYLE[status])
+                  for i, (status, text) in enumerate(parts)]
+        lines: list[list[tuple[str, str, tuple[str, ...]]]] = []
+        for unit in units:
+            width = sum(len(t) + len(p) + 1 for t, p, _ in lines[-1]) + len(unit[0]) + len(unit[1]) \
+                if lines else 0
+            if lines and width <= self.width:
+                lines[-1].append(unit)
+            else:
+                lines.append([unit])
+        for line in lines:
+            self.emit(" ".join(self.s(text, *style) + punct for text, punct, style in line))
         if exit_code is not None:
             self.paragraph(f"exit {exit_code}: {exit_meaning(exit_code)}", "", "dim")
 
@@ -309,15 +326,13 @@ def render_table(
     ascii_only: bool = False,
 ) -> str:
     """The human report. Lines stay within ``width`` except a command or URL alone on its line."""
-    report = scrub(report)
-    targets = {r.target for r in report.results} | {t.id for t in report.targets}
-    multi = len(targets) > 1
-    t = _Table(color=color, width=width, verbose=verbose, ascii_only=ascii_only, multi_target=multi)
+    report = scrub(report, printable)
+    t = _Table(report, color=color, width=width, verbose=verbose, ascii_only=ascii_only)
     t.header(report)
     t.root_causes(report.root_causes)
     descriptions = {tg.id: tg.description for tg in report.targets}
     for target, categories in group_results(report):
-        if multi:
+        if t.multi_target:
             t.blank()
             label = f"TARGET {target}" + (f" ({descriptions[target]})" if descriptions.get(target) else "")
             t.paragraph(label, "", "bold")
@@ -325,6 +340,6 @@ def render_table(
             t.category(name, results)
     if not report.results:
         t.blank()
-        t.emit("no checks ran (check the selection: --checks, --category, --profile)")
+        t.emit("no checks ran")
     t.totals(report, exit_code)
     return scrub_text("\n".join(t.lines) + "\n")

@@ -1,4 +1,4 @@
-"""Shared plumbing for the lab's read-only Azure control/data-plane emulators (ARM, metrics, Graph, Key Vault).
+"""Shared plumbing for the lab's read-only Azure emulators (ARM, metrics, Graph, Key Vault).
 
 Each emulator differs only in *how* it says no (error JSON, headers, codes); the order
 in which it says no is the same everywhere and lives here, so the doctor sees the same
@@ -14,8 +14,23 @@ precedence it would in Azure:
    and :class:`ServiceError` for 400/404s; anything else becomes a 500 in the service's
    shape, logged without the request's headers (tokens are never logged).
 
-Permission switches (``AzureState.doctor_denied``), the exact strings the doctor's
-checks and the scenarios use: see :data:`PERMISSIONS`.
+Permission switches (``AzureState.doctor_denied``): the exact strings the doctor's
+checks and the scenarios use (also :data:`PERMISSIONS`, with the Azure action each denies):
+
+========================================  ==========================================================
+``arm:roleAssignments/read``              ARM role assignments (list and get)
+``arm:roleDefinitions/read``              ARM role definitions
+``arm:dataCollectionRules/read``          ARM ``Microsoft.Insights/dataCollectionRules``
+``arm:dataCollectionEndpoints/read``      ARM ``Microsoft.Insights/dataCollectionEndpoints``
+``arm:accounts/read``                     ARM ``Microsoft.Monitor/accounts`` (Azure Monitor workspaces)
+``arm:userAssignedIdentities/read``       ARM ``Microsoft.ManagedIdentity/userAssignedIdentities``
+``arm:managedClusters/read``              ARM ``Microsoft.ContainerService/managedClusters``
+``metrics:read``                          metrics data plane ``metrics:getBatch`` (workspace metrics)
+``graph:Application.Read.All``            Graph applications and servicePrincipals
+``keyvault:certificates/get``             Key Vault certificates (bundle, policy, versions, list)
+========================================  ==========================================================
+
+Subscriptions and resource groups are always readable (nothing to switch off).
 """
 
 from __future__ import annotations
@@ -52,7 +67,16 @@ PERMISSIONS: dict[str, str] = {
 
 RequestLog = list[tuple[str, str]]
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("promrw_request_log", list)
-CLAIMS = "promrw_claims"  # request-scoped storage key for the verified token claims
+
+
+def _request_key(name: str) -> Any:
+    """A typed request-storage key where aiohttp has them (>= 3.13), else the plain string."""
+    maker = getattr(web, "RequestKey", None)
+    return maker(name, object) if maker is not None else name
+
+
+CLAIMS: Any = _request_key("promrw_claims")  # the verified token claims of this request
+REQUEST_ID: Any = _request_key("promrw_request_id")  # the id echoed in error bodies and headers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +129,7 @@ class ServiceFlavor:
 
     name = "service"
     request_id_header = "x-ms-request-id"
+    allow = "GET"  # the Allow header of a 405
 
     def error(self, request: web.Request, status: int, code: str, message: str, *,
               headers: Mapping[str, str] | None = None, inner: dict[str, Any] | None = None) -> web.Response:
@@ -123,7 +148,7 @@ class ServiceFlavor:
         return self.error(
             request, 405, "MethodNotAllowed",
             f"The lab {self.name} emulator is read-only: {request.method} is not served "
-            "(promrw-doctor must only read).", headers={"Allow": "GET"})
+            "(promrw-doctor must only read).", headers={"Allow": self.allow})
 
     def internal(self, request: web.Request) -> web.Response:
         return self.error(request, 500, "InternalServerError",
@@ -134,12 +159,12 @@ def make_service_app(
     state: AzureState,
     issuer: TokenIssuer,
     flavor: ServiceFlavor,
-    handler: Handler,
+    route: Handler,
     *,
     audiences: Iterable[str],
     is_read: Callable[[web.Request], bool] | None = None,
 ) -> web.Application:
-    """An application routing every path to ``handler`` behind log / read-only / auth / error middleware.
+    """An application routing every path to ``route`` behind log / read-only / auth / error middleware.
 
     ``is_read`` marks non-GET requests that are documented reads (e.g. the metrics
     batch POST); GET and HEAD are always reads.
@@ -149,11 +174,12 @@ def make_service_app(
         raise ValueError("at least one token audience is required")
 
     @web.middleware
-    async def pipeline(request: web.Request, inner: Handler) -> web.StreamResponse:
+    async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.app[REQUEST_LOG].append((request.method, request.path_qs))
         rid = str(uuid.uuid4())
+        request[REQUEST_ID] = rid
         try:
-            response = await _guarded(request, inner)
+            response = await _guarded(request, handler)
         except ServiceError as exc:
             response = flavor.error(request, exc.status, exc.code, exc.message,
                                     headers=exc.headers, inner=exc.inner)
@@ -183,7 +209,7 @@ def make_service_app(
 
     app = web.Application(middlewares=[pipeline])
     app[REQUEST_LOG] = []
-    app.router.add_route("*", "/{tail:.*}", handler)
+    app.router.add_route("*", "/{tail:.*}", route)
     return app
 
 
@@ -226,7 +252,18 @@ def odata_eq(clause: str) -> tuple[str, str] | None:
     return m.group(1), m.group(2).replace("''", "'")
 
 
-def audience_forms(audience: str) -> list[str]:
-    """An audience with and without its trailing slash (ARM's own audience has one; tokens may not)."""
-    a = audience.strip()
-    return list(dict.fromkeys([a, a.rstrip("/"), a.rstrip("/") + "/"]))
+def unverified_claims(request: web.Request) -> dict[str, Any]:
+    """Claims of the request's bearer token *without* verification, to word a 401 like Azure does.
+
+    Only for error messages (``aud``/``iss``/``exp``/``appid``); never logged, never trusted.
+    """
+    import jwt
+
+    raw = (request.headers.get("Authorization") or "").strip()
+    if raw[:7].lower() == "bearer ":
+        raw = raw[7:].strip()
+    try:
+        claims = jwt.decode(raw, options={"verify_signature": False})
+    except Exception:
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -154,7 +154,8 @@ def api_group_list_doc(groups: Iterable[str]) -> dict[str, Any]:
 def api_group_doc(group: str, versions: list[str]) -> dict[str, Any]:
     """``GET /apis/<group>``: one APIGroup."""
     gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs,
+            "preferredVersion": gvs[0]}
 
 
 def api_resource_list_doc(group: str, version: str) -> dict[str, Any]:

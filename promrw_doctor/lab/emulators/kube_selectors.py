@@ -76,16 +76,16 @@ def _validate_key(key: str) -> None:
                             "a lowercase RFC 1123 subdomain")
     if not name or len(name) > 63 or not _NAME.match(name):
         raise SelectorError(
-            f'unable to parse requirement: key: Invalid value: "{key}": name part must consist of alphanumeric '
-            "characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+            f'unable to parse requirement: key: Invalid value: "{key}": name part must consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
 
 
 def _validate_value(key: str, value: str) -> None:
     if value and (len(value) > 63 or not _NAME.match(value)):
         raise SelectorError(
-            f'unable to parse requirement: values[0][{key}]: Invalid value: "{value}": a valid label must be an '
-            "empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-            "with an alphanumeric character")
+            f'unable to parse requirement: values[0][{key}]: Invalid value: "{value}": a valid label '
+            "must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+            "start and end with an alphanumeric character")
 
 
 def parse_label_selector(text: str | None) -> LabelSelector:
@@ -142,7 +142,8 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                         break
                     if i >= len(toks) or toks[i] != ",":
                         found = toks[i] if i < len(toks) else "end of string"
-                        raise SelectorError(f"unable to parse requirement: found '{found}', expected: ',' or ')'")
+                        raise SelectorError(
+                            f"unable to parse requirement: found '{found}', expected: ',' or ')'")
                     i += 1
                 if not values:
                     raise SelectorError("unable to parse requirement: values: Invalid value: []: "
@@ -236,10 +237,7 @@ class FieldTerm:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         raw = self.getter(obj)
-        if isinstance(raw, bool):
-            actual = "true" if raw else "false"
-        else:
-            actual = "" if raw is None else str(raw)
+        actual = ("true" if raw else "false") if isinstance(raw, bool) else ("" if raw is None else str(raw))
         return (actual != self.value) if self.negate else (actual == self.value)
 
 

@@ -1,0 +1,10 @@
+"""The built-in remote-write forwarder (a drop-in for the ``prom-remotewrite`` sidecar) and ``send``.
+
+* :mod:`.config`: :func:`config_from_env` -> :class:`ForwarderConfig` (sidecar env vars + flags)
+* :mod:`.server`: :class:`Forwarder` (aiohttp) and :func:`serve`
+* :mod:`.send`: :func:`send_canary` -> :class:`SendResult` (the probe's write path)
+* :mod:`.upstream`: the pooled client to ``INGESTION_URL``
+* :mod:`.metrics`, :mod:`.logfmt`: ``/metrics`` and the sidecar's log format
+
+Submodules are imported on demand (aiohttp is heavy).
+"""

@@ -1,0 +1,1 @@
+"""Tests for promrw_doctor.remote_write."""
