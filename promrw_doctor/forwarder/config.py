@@ -171,14 +171,15 @@ def config_from_env(
     for p in ingestion_url_problems(url, extra_clouds):
         # The documented URL shape is advice here: the lab and air-gapped clouds use other hosts.
         warnings.append(f"INGESTION_URL: {p.message}")
+    if extra_clouds and not st.audience:
+        # A cloud profile file is the forwarder's own extension: its audience is the default there.
+        st = replace(st, audience=clouds.scope(profile.ingestion_audience))
     audience_issues = audience_problems(st, parsed.host, extra_clouds)
     errs = [a.message for a in audience_issues if a.severity == "error"]
     if errs:
         raise InputError(_join(errs))
     warnings += [a.message for a in audience_issues if a.severity != "error"]
     scope = effective_ingestion_audience(st, profile if extra_clouds else None)
-    if extra_clouds and not st.audience and not st.cloud:
-        scope = clouds.scope(profile.ingestion_audience)
 
     authority = _authority(authority_host or merged.get("AAD_HOST_ENDPOINT") or st.authority_host)
     if authority is None and profile.name != "public":

@@ -79,6 +79,7 @@ def _check_private_key(path: str, data: bytes, password: str | None) -> None:
     hint = "wrong or missing password (AZURE_CLIENT_CERTIFICATE_PASSWORD)"
     pem = b"-----BEGIN" in data
     kind = "PEM private key" if pem else "PKCS#12"
+    key: Any
     try:
         if pem:
             block = _PEM_KEY.search(data)

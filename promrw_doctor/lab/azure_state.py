@@ -180,8 +180,8 @@ class AzureState:
     # The doctor's own identity (an application with a client secret) and what it may not do.
     doctor_app_id: str = ""
     # Permission switches for the doctor's identity, e.g. {"arm:roleAssignments/read",
-    # "arm:dataCollectionRules/read", "graph:Application.Read.All", "keyvault:certificates/get",
-    # "arm:metrics/read", "query:read"}.
+    # "arm:dataCollectionRules/read", "graph:Application.Read.All", "keyvault:certificates/get", "metrics:read",
+    # "query:read"} (full list: promrw_doctor/lab/emulators/azure_common.py PERMISSIONS).
     doctor_denied: set[str] = field(default_factory=set)
     clock: Any = None  # optional callable returning "now" (tests); default utcnow
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)

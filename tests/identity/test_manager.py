@@ -84,7 +84,7 @@ def test_backoff_is_capped() -> None:
 
 
 def test_expired_token_is_not_served() -> None:
-    m, src, clock = _manager(lifetime=600)
+    m, _, clock = _manager(lifetime=600)
     m.get()
     clock[0] += 600 - 30  # within the 30 s margin
     assert m.current() is None

@@ -144,7 +144,12 @@ def test_node_imds_for_plain_managed_identity(
         "https://monitor.azure.com/.default"
     )
     assert world.issuer.verify(token.token, audiences=[INGESTION_AUDIENCE])["oid"] == kubelet.principal_id
+    plain = {"api-version": "2018-02-01", "resource": INGESTION_AUDIENCE}
+    r = requests.get(ep.url + TOKEN_URL, headers={"Metadata": "true"}, timeout=5, params=plain)
+    assert r.status_code == 400 and "Multiple user assigned identities exist" in r.json()["error_description"]
     world.state.node_identities = set()  # the UAMI is not attached to the VMSS
+    r = requests.get(ep.url + TOKEN_URL, headers={"Metadata": "true"}, timeout=5, params=plain)
+    assert r.json()["client_id"] == kubelet.client_id  # the only identity left on the node
     r = requests.get(
         ep.url + TOKEN_URL,
         headers={"Metadata": "true"},

@@ -1122,3 +1122,24 @@ def test_kubectl_sees_forbidden_and_expired(kube_cluster: Cluster, tmp_path: Pat
     expired = kubectl(kube_cluster, tmp_path, "get", "pods", "-n", "kube-system")
     assert expired.returncode != 0
     assert "You must be logged in to the server" in expired.stderr
+
+
+def test_deny_rules_from_scenario_mappings() -> None:
+    rule = DenyRule.from_mapping({"verb": "get", "resource": "pods/log", "namespace": "monitoring"})
+    assert rule == DenyRule("get", "pods/log", "monitoring")
+    assert DenyRule.from_mapping({"verb": "list", "resource": "secrets"}).namespace is None
+    with pytest.raises(ValueError, match="verb 'delete'"):
+        DenyRule.from_mapping({"verb": "delete", "resource": "pods"})
+    with pytest.raises(ValueError, match="unknown key"):
+        DenyRule.from_mapping({"verb": "get", "resource": "pods", "ns": "x"})
+
+
+def test_accept_negotiation(serve: Callable[..., Cluster]) -> None:
+    cluster = serve()
+    protobuf_only = cluster.http("/api/v1/namespaces/monitoring/pods", accept="application/vnd.kubernetes.protobuf")
+    assert protobuf_only.status_code == 406 and protobuf_only.json()["reason"] == "NotAcceptable"
+    both = cluster.http(
+        "/api/v1/namespaces/monitoring/pods", accept="application/vnd.kubernetes.protobuf,application/json"
+    )
+    assert both.status_code == 200 and both.json()["kind"] == "PodList"
+    assert both.headers["Content-Type"].startswith("application/json")

@@ -15,8 +15,11 @@ by the caller's pod IP and we have none on loopback:
   (Go's ``http.Error``), which azure-identity cannot surface -- that is why the doctor
   also does its own raw GET.
 * ``pod=None`` -- **node IMDS personality** (plain managed identity): answers for the
-  kubelet identities and the UAMIs attached to the node (``state.node_identities``);
-  anything else -> 400 ``{"error":"invalid_request","error_description":"Identity not found"}``.
+  kubelet identities and the UAMIs attached to the node (``state.node_identities``, None =
+  all of ``state.identities``); anything else -> 400 ``{"error":"invalid_request",
+  "error_description":"Identity not found"}``. Without ``client_id`` (or ``object_id`` /
+  ``msi_res_id``) it answers only when exactly one identity is attached, else 400
+  "Multiple user assigned identities exist, ..." (AKS nodes have no system-assigned identity).
 
 ``state.nmi_running == False`` (NMI personality only): the recommended way is that the
 lab world does not start this server at all (connection refused, like a node with no
@@ -228,8 +231,15 @@ class _Imds:
             chosen = next((i for i in ids
                            if i.resource_id(self.state.subscription_id).lower() == res_id.lower()), None)
         else:
-            # No system-assigned identity on AKS nodes: IMDS answers only when exactly one UAMI is attached.
+            # AKS node pools have no system-assigned identity: IMDS can only pick when exactly one
+            # user-assigned identity is attached.
             chosen = ids[0] if len(ids) == 1 else None
+            if len(ids) > 1:
+                self._record(request, 400, "ambiguous-identity")
+                return _json_error(
+                    "invalid_request",
+                    "Multiple user assigned identities exist, please specify the clientId / resourceId of the "
+                    "identity in the token request")
         if chosen is None:
             self._record(request, 400, "identity-not-found")
             return _json_error("invalid_request", "Identity not found")

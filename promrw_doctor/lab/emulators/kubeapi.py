@@ -109,6 +109,23 @@ class DenyRule:
     resource: str
     namespace: str | None = None
 
+    VERBS = frozenset({"get", "list", "watch", "*"})
+
+    def __post_init__(self) -> None:
+        if self.verb not in self.VERBS:
+            raise ValueError(f"DenyRule: verb {self.verb!r} is not one of get, list, watch, * (the doctor only reads)")
+        if not self.resource:
+            raise ValueError("DenyRule: resource is required (e.g. pods, pods/log, azureidentitybindings)")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> DenyRule:
+        """From a scenario's ``kubernetes.deny`` entry: ``{verb, resource, namespace?}``."""
+        unknown = set(data) - {"verb", "resource", "namespace"}
+        if unknown:
+            raise ValueError(f"DenyRule: unknown key(s) {sorted(unknown)}; expected verb, resource, namespace")
+        ns = data.get("namespace")
+        return cls(str(data.get("verb", "")), str(data.get("resource", "")), None if ns is None else str(ns))
+
     def matches(self, verb: str, resource: ResourceInfo, subresource: str, namespace: str | None) -> bool:
         if self.verb not in ("*", verb):
             return False
@@ -255,10 +272,8 @@ class _Entry:
 class _Index:
     """Objects by (group, plural) and namespace, each list sorted like etcd keys (namespace, name)."""
 
-    def __init__(self, state: KubeState) -> None:
+    def __init__(self, state: KubeState, epoch: str) -> None:
         self.source = (id(state.objects), len(state.objects), state.generation)
-        now = state.clock()
-        epoch = _rfc3339(now)
         self.by_ns: dict[tuple[str, str], dict[str, list[_Entry]]] = {}
         self.by_name: dict[tuple[str, str, str, str], _Entry] = {}
         object_groups: set[str] = set()
@@ -460,7 +475,7 @@ def _negotiate(accept: str, *, single: bool) -> _Want | None:
         parts = [p.strip() for p in media.split(";")]
         mime = parts[0].lower()
         params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        if mime not in ("application/json", "application/*", "*/*", "application/yaml"):
+        if mime not in ("application/json", "application/*", "*/*"):
             continue
         kind = params.get("as")
         if kind is None:
@@ -490,14 +505,15 @@ class _KubeAPI:
 
     def __init__(self, state: KubeState) -> None:
         self.state = state
-        self.index = _Index(state)
+        self.epoch = _rfc3339(state.clock())  # creationTimestamp for objects without one, stable across re-indexing
+        self.index = _Index(state, self.epoch)
         self.session: Any = None  # aiohttp.ClientSession, created on the server loop
         self.shutdown = asyncio.Event()
 
     def current(self) -> _Index:
         s = self.state
         if self.index.source != (id(s.objects), len(s.objects), s.generation):
-            self.index = _Index(s)
+            self.index = _Index(s, self.epoch)
         return self.index
 
     # ------------------------------------------------------------------ pipeline
@@ -543,7 +559,7 @@ class _KubeAPI:
         if token is None:
             return None
         header = request.headers.get("Authorization", "")
-        if not header and path in _PUBLIC_PATHS and not self.state.token_expired:
+        if not header and (path.rstrip("/") or "/") in _PUBLIC_PATHS and not self.state.token_expired:
             return None  # system:public-info-viewer grants these to system:unauthenticated
         scheme, _, presented = header.partition(" ")
         ok = scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
@@ -598,9 +614,7 @@ class _KubeAPI:
             if len(segs) == 3:
                 return _json(api_resource_list_doc(group, segs[2]))
             return await self._resource(request, index, group, segs[2], segs[3:], path)
-        if segs[:1] == ["openapi"]:
-            return _page_not_found()
-        return _page_not_found()
+        return _page_not_found()  # includes /openapi/v2 and /openapi/v3: no client of the doctor needs them
 
     async def _resource(self, request: web.Request, index: _Index, group: str, version: str,
                         rest: list[str], path: str) -> web.StreamResponse:
