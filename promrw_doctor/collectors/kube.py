@@ -197,7 +197,8 @@ def discover(client: KubeClient, namespace: str | None) -> Discovery:
         try:
             pods = _list_prometheus_pods(client, namespace)
         except AccessDenied as exc:
-            return Discovery((namespace,), PROMETHEUS_SELECTORS, (), (), (exc.needs,))
+            return Discovery((), PROMETHEUS_SELECTORS, (), (f"listing pods in namespace {namespace} is forbidden",),
+                             (exc.needs,))
         return Discovery((namespace,), PROMETHEUS_SELECTORS, tuple(pods))
     try:
         return Discovery(None, PROMETHEUS_SELECTORS, tuple(_list_prometheus_pods(client, None)))
@@ -306,7 +307,8 @@ def targets(ctx: FactContext) -> list[Target]:
     chosen = with_sidecar or list(disc.pods)
     if chosen:
         return [_pod_target(p, context) for p in chosen]
-    attrs: dict[str, Any] = {"searched": disc.where, "namespaces": list(disc.namespaces or []) or "all",
+    attrs: dict[str, Any] = {"searched": disc.where,
+                             "namespaces": "all" if disc.namespaces is None else list(disc.namespaces),
                              "selectors": list(disc.selectors), "context": context}
     if disc.notes:
         attrs["notes"] = list(disc.notes)

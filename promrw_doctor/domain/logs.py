@@ -564,10 +564,13 @@ class MetricsSnapshot:
     fetched_at: float
     queues: tuple[QueueStats, ...]
     source: str = ""
+    version: str | None = None  # from prometheus_build_info{version=...}
 
     @classmethod
     def from_text(cls, text: str, fetched_at: float, source: str = "") -> MetricsSnapshot:
-        return cls(fetched_at, tuple(remote_write_queues(parse_metrics(text, (RW_PREFIX,)))), source)
+        samples = parse_metrics(text, (RW_PREFIX, "prometheus_build_info"))
+        version = next((s.labels.get("version") for s in samples if s.name == "prometheus_build_info"), None)
+        return cls(fetched_at, tuple(remote_write_queues(samples)), source, version)
 
 
 @dataclass(frozen=True)

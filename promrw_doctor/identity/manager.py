@@ -64,6 +64,7 @@ class TokenManager:
         self._lock = threading.Lock()  # guards fetches (one at a time) and state
         self._async_lock: asyncio.Lock | None = None
         self._next_attempt: float = 0.0
+        self._last_forced: float | None = None
         self.stats = TokenStats()
 
     # ----------------------------------------------------------------- state
@@ -169,16 +170,17 @@ class TokenManager:
         """After a 401 with ``stale``: one shared refresh. Returns a token different from ``stale``, or None.
 
         If another request already replaced ``stale``, that token is returned without a fetch;
-        if the last fetch is younger than ``force_min_interval`` no new fetch is made (a
-        persistent 401 must not hammer Entra).
+        if the last *forced* fetch is younger than ``force_min_interval`` no new fetch is
+        made (a persistent 401 must not hammer Entra).
         """
         async with self._alock():
             cur = self.current()
             if cur is not None and (stale is None or cur.serial != stale.serial):
                 return cur
-            last = self.stats.last_success_at
+            last = self._last_forced
             if last is not None and self._clock() - last < self.force_min_interval and cur is not None:
                 return None
+            self._last_forced = self._clock()
             new = await asyncio.to_thread(self.refresh)
             if new is None or (stale is not None and new.serial == stale.serial):
                 return None

@@ -44,6 +44,10 @@ class PrometheusNotFound(PrometheusError):
     """The ``prometheus`` binary is not on PATH."""
 
 
+class _PortTaken(Exception):
+    """Prometheus could not bind its port (someone took it after we probed it)."""
+
+
 def find_binary(binary: str | None = None) -> str:
     """The Prometheus executable (``binary`` if given, else ``prometheus`` on PATH)."""
     path = shutil.which(binary or "prometheus")
@@ -94,6 +98,7 @@ class PrometheusProcess:
         self.config = dict(config)
         self.role = role
         self.receiver_flag = receiver
+        self._auto_port = port is None
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.config_path = self.workdir / "prometheus.yml"
@@ -152,6 +157,7 @@ class PrometheusProcess:
             "remote_write": [rw],
         }
         proc = cls(workdir, config, role="sender", port=port, extra_args=extra_args)
+        proc._auto_port = True  # the port was probed here, so it may be moved like an automatic one
         return proc.start(timeout) if start else proc
 
     # ------------------------------------------------------------------------ lifecycle
@@ -186,9 +192,31 @@ class PrometheusProcess:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 20.0) -> PrometheusProcess:
-        """Start and wait for ``/-/ready``; raises :class:`PrometheusError` with the log tail."""
+        """Start and wait for ``/-/ready``; raises :class:`PrometheusError` with the log tail.
+
+        A free port can be taken by someone else between probing and binding; when
+        Prometheus reports ``address already in use`` on an auto-chosen port, it is retried
+        on a new port (twice).
+        """
         if self.running:
             return self
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if not self._auto_port or attempt == 2:
+                    raise PrometheusError(f"port {self.port} is already in use (log {self.log_path})") from None
+                self._move_to(free_port())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _move_to(self, port: int) -> None:
+        old = f"{LOOPBACK}:{self.port}"
+        self.port = port
+        for job in self.config.get("scrape_configs") or []:  # a sender scrapes itself
+            for sc in job.get("static_configs") or []:
+                sc["targets"] = [f"{LOOPBACK}:{port}" if t == old else t for t in sc.get("targets", [])]
+
+    def _start_once(self, timeout: float) -> PrometheusProcess:
         # JSON is YAML: no YAML dependency needed to write the config.
         self.config_path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
@@ -202,10 +230,12 @@ class PrometheusProcess:
             if self._proc.poll() is not None:
                 tail = self.log_tail()
                 self._forget()
+                if "address already in use" in tail:
+                    raise _PortTaken
                 raise PrometheusError(
                     f"prometheus exited with code {self._proc.returncode} during start-up "
                     f"(log {self.log_path}):\n{tail}")
-            if self._ready():
+            if self._ready() and self._proc.poll() is None:
                 return self
             time.sleep(0.05)
         self.stop()

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from .scenario import PlaceholderValues, Scenario, format_time, materialise
+from .scenario import PlaceholderValues, Scenario, materialise
 
 CONTEXT = "promrw-lab"
 LOOPBACK = "127.0.0.1"
@@ -348,7 +348,8 @@ class LabWorld:
         if kind == "rg":
             return f"{sub}/resourceGroups/{name}"
         if name not in table.get(kind, {}):
-            raise InputError(f"{self.scenario.path}: $.azure.role_assignments: scope {scope!r}: no {kind} named {name!r}")
+            raise InputError(f"{self.scenario.path}: $.azure.role_assignments: scope {scope!r}: "
+                             f"no {kind} named {name!r}")
         return str(table[kind][name])
 
     def _principal(self, ref: str) -> tuple[str, str]:
@@ -514,50 +515,57 @@ class LabWorld:
         st = self.azure_state
         base = clouds.builtin(str(self.scenario.azure.get("cloud") or "public"))
         srv = self._server
-
-        def add(name: str, app: Any, *, https: bool = True) -> str:
-            ep = srv.add(name, app, ssl_context=tls if https else None)
-            self.apps[name] = app
-            self.endpoints[name] = ep.url
-            return str(ep.url)
-
-        authority = add("entra", entra.make_app(st, self.issuer, workload_issuers={self.oidc.url: self.oidc}))
+        pod_identity = self.scenario.variant == "podIdentity"
+        # Ports first: apps accept their own lab URL as a token audience (a client may derive the
+        # scope from the endpoint it calls), and placeholders need the URLs before the state is final.
+        names = ["entra", "arm", "graph", "keyvault", "metrics", "imds",
+                 *(f"ingestion:{d.name}" for d in st.dces), *(f"query:{w.name}" for w in st.workspaces)]
+        ports = {n: _closed_port() for n in names}
+        url = {n: f"{'http' if n == 'imds' else 'https'}://{LOOPBACK}:{p}" for n, p in ports.items()}
+        authority = url["entra"]
         self.placeholders.authority_host = authority + "/"
-        add("arm", arm.make_app(st, self.issuer, audience=base.arm_audience,
-                                extra_audiences=[base.arm_endpoint]))
-        self.endpoints["arm"] = self.endpoints["arm"]
-        add("graph", graph.make_app(st, self.issuer, audience=_graph_audience(base.name),
-                                    extra_audiences=[self.endpoints["arm"].replace("arm", "graph")]))
-        kv_aud = _keyvault_audience(base.name)
-        add("keyvault", keyvault.make_app(st, self.issuer, audience=kv_aud, authority=authority))
-        add("metrics", metrics.make_app(st, self.issuer, audience=base.metrics_audience))
-        # The lab endpoints double as audiences: a client may derive the scope from the URL it calls.
-        for name in ("graph", "keyvault", "metrics"):
-            _add_audience(self.apps[name], self.endpoints[name])
         for dce in st.dces:
-            url = add(f"ingestion:{dce.name}", ingestion.make_app(
-                st, self.issuer, dce, receiver_url=self.receiver.url, audience=base.ingestion_audience,
-                authority=authority))
-            dce.metrics_ingestion_host = url.split("://", 1)[1]
-            self.placeholders.dce_endpoints[dce.name] = url
+            dce.metrics_ingestion_host = url[f"ingestion:{dce.name}"].split("://", 1)[1]
+            self.placeholders.dce_endpoints[dce.name] = url[f"ingestion:{dce.name}"]
         for rule in st.dcrs:
             dce = next(d for d in st.dces if d.id == rule.dce_id)
             self.placeholders.ingestion_urls[rule.name] = (
                 f"https://{dce.metrics_ingestion_host}/dataCollectionRules/{rule.immutable_id}/streams/"
                 f"Microsoft-PrometheusMetrics/api/v1/write?api-version={INGESTION_API_VERSION}")
         for ws in st.workspaces:
-            ws.query_endpoint = add(f"query:{ws.name}", query.make_app(
+            ws.query_endpoint = url[f"query:{ws.name}"]
+
+        apps: dict[str, Any] = {
+            "entra": entra.make_app(st, self.issuer, workload_issuers={self.oidc.url: self.oidc}),
+            "arm": arm.make_app(st, self.issuer, audience=base.arm_audience,
+                                extra_audiences=[base.arm_endpoint, url["arm"]]),
+            "graph": graph.make_app(st, self.issuer, audience=_graph_audience(base.name),
+                                    extra_audiences=[url["graph"]]),
+            "keyvault": keyvault.make_app(st, self.issuer, audience=_keyvault_audience(base.name),
+                                          authority=authority, extra_audiences=[url["keyvault"]]),
+            "metrics": metrics.make_app(st, self.issuer, audience=base.metrics_audience,
+                                        extra_audiences=[url["metrics"]]),
+        }
+        for dce in st.dces:
+            apps[f"ingestion:{dce.name}"] = ingestion.make_app(
+                st, self.issuer, dce, receiver_url=self.receiver.url, audience=base.ingestion_audience,
+                authority=authority)
+        for ws in st.workspaces:
+            apps[f"query:{ws.name}"] = query.make_app(
                 st, self.issuer, ws, receiver_url=self.receiver.url, audience=base.query_audience,
-                authority=authority))
-        pod_identity = self.scenario.variant == "podIdentity"
+                authority=authority)
         if pod_identity and not st.nmi_running:
             # NMI down: nothing listens behind the iptables redirect -> connection refused.
-            self.endpoints["imds"] = f"http://{LOOPBACK}:{_closed_port()}"
+            self.endpoints["imds"] = url["imds"]
         else:
-            add("imds", imds.make_app(st, self.issuer, pod=self.scenario.prometheus_pod if pod_identity else None),
-                https=False)
-        # First endpoint added is 'entra'; keep a stable, documented order for request_logs().
-        self.endpoints = dict(sorted(self.endpoints.items(), key=lambda kv: _ORDER.get(kv[0].split(":")[0], 99)))
+            apps["imds"] = imds.make_app(st, self.issuer,
+                                         pod=self.scenario.prometheus_pod if pod_identity else None)
+        for name in names:
+            if name not in apps:
+                continue
+            srv.add(name, apps[name], ssl_context=None if name == "imds" else tls, port=ports[name])
+            self.apps[name] = apps[name]
+        self.endpoints.update({n: url[n] for n in names})
 
     def _seed_workspace(self) -> None:
         """Recent samples in the workspace store, as if the cluster had been sending (``workspaces[].data``)."""
@@ -598,7 +606,7 @@ class LabWorld:
             req = urllib.request.Request(self.receiver.write_url, data=body, method="POST", headers={
                 "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                 "X-Prometheus-Remote-Write-Version": "0.1.0", "User-Agent": "promrw-doctor-lab/seed"})
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback receiver
+            with urllib.request.urlopen(req, timeout=10) as resp:
                 resp.read()
 
     def _start_kube(self, tls: Any) -> None:
@@ -802,7 +810,7 @@ class LabWorld:
                 lines.append(f"  {'prometheus (sender)':22} {self.sender.url}")
         lines += ["", "Point kubectl and the doctor at it (another shell):",
                   f"  export KUBECONFIG={self.kubeconfig}",
-                  f"  kubectl get pods -n monitoring",
+                  "  kubectl get pods -n monitoring",
                   f"  set -a; . {self.env_file}; set +a",
                   f"  promrw-doctor run --context {CONTEXT} --cloud-config {self.cloud_config}",
                   "", f"Expected root causes: {', '.join(self.scenario.expected_root_causes) or 'none (healthy)'}"]
@@ -810,27 +818,12 @@ class LabWorld:
 
 
 # --------------------------------------------------------------------------------------- helpers
-_ORDER = {"entra": 0, "imds": 1, "arm": 2, "graph": 3, "keyvault": 4, "metrics": 5, "ingestion": 6,
-          "query": 7, "kube": 8, "prometheus-pod": 9}
-
-
 def _graph_audience(cloud: str) -> str:
     return "https://graph.microsoft.us" if cloud == "usgov" else "https://graph.microsoft.com"
 
 
 def _keyvault_audience(cloud: str) -> str:
     return "https://vault.usgovcloudapi.net" if cloud == "usgov" else "https://vault.azure.net"
-
-
-def _add_audience(app: Any, audience: str) -> None:
-    """Best effort: emulators that keep their accepted audiences on the app also accept the lab URL."""
-    for key in list(app):
-        if "audience" in str(getattr(key, "name", key)).lower():
-            value = app[key]
-            if isinstance(value, set):
-                value.add(audience)
-            elif isinstance(value, list):
-                value.append(audience)
 
 
 def _closed_port() -> int:
@@ -882,7 +875,7 @@ def _prometheus_pod_app(world: LabWorld) -> Any:
     sc = world.scenario
     prom = dict(sc.kubernetes.get("prometheus") or {})
     version = str(prom.get("version") or "2.51.2")
-    cr = world._prometheus_cr()  # noqa: SLF001 - same module
+    cr = world._prometheus_cr()
     app = web.Application()
     app[_POD_LOG] = []
 
@@ -890,10 +883,11 @@ def _prometheus_pod_app(world: LabWorld) -> Any:
         import yaml
 
         spec = cr.get("spec") or {}
+        cr_name = cr.get("metadata", {}).get("name", "")
         cfg = {"global": {"scrape_interval": spec.get("scrapeInterval", "30s"),
                           "evaluation_interval": spec.get("evaluationInterval", "30s"),
                           "external_labels": {**(spec.get("externalLabels") or {}),
-                                              "prometheus": f"{sc.prometheus_pod[0]}/{cr.get('metadata', {}).get('name', '')}",
+                                              "prometheus": f"{sc.prometheus_pod[0]}/{cr_name}",
                                               "prometheus_replica": sc.prometheus_pod[1]}},
                "remote_write": [{"url": u, "remote_timeout": "30s", "follow_redirects": True,
                                  "enable_http2": True,
@@ -944,11 +938,6 @@ def _prometheus_pod_app(world: LabWorld) -> Any:
 
     app.router.add_route("GET", "/{tail:.*}", handle)
     return app
-
-
-def format_now(world: LabWorld, fmt: str = "rfc3339") -> str:
-    """The world's "now" as logs print it (tests compare log timestamps against it)."""
-    return format_time(world.now, fmt)
 
 
 @contextlib.contextmanager

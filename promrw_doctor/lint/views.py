@@ -318,3 +318,42 @@ def find_placeholders(text: str) -> list[str]:
             continue
         out.append(m.group(0))
     return out
+
+
+# --------------------------------------------------------------------------- Prometheus version
+
+
+def prometheus_version_source(workload: Workload) -> tuple[str, Path] | None:
+    """Where the Prometheus version is written: ``(value, path)``; None when the chart default applies.
+
+    Helm values: ``prometheusSpec.image.tag`` (or ``.version``); Prometheus CR: ``spec.version``,
+    ``spec.image``, ``spec.tag``; Pod/StatefulSet: the image of the ``prometheus`` container.
+    """
+    doc = workload.doc
+    spec = workload.spec
+    sp = workload.spec_path
+    if workload.source in ("Helm values", "Prometheus"):
+        image = spec.get("image")
+        if isinstance(image, Mapping):
+            tag = image.get("tag")
+            if isinstance(tag, str | int | float) and str(tag).strip():
+                return str(tag), (*sp, "image", "tag")
+        elif isinstance(image, str) and image.strip():
+            return image, (*sp, "image")
+        for key in ("version", "tag"):
+            value = spec.get(key)
+            if isinstance(value, str | int | float) and str(value).strip():
+                return str(value), (*sp, key)
+        return None
+    for i, c in enumerate(workload.containers):
+        if isinstance(c, Mapping) and c.get("name") == "prometheus" and isinstance(c.get("image"), str):
+            return str(c["image"]), (*sp, "containers", i, "image")
+    _ = doc
+    return None
+
+
+def to_yaml(value: Any) -> str:
+    """A YAML snippet for remediation text (block style, key order kept)."""
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=200).rstrip()

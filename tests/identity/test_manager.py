@@ -115,7 +115,7 @@ def test_force_refresh_is_single_flight_and_rate_limited() -> None:
     results = asyncio.run(go())
     assert src.calls == 2  # one shared fetch for ten concurrent 401s
     assert all(r is not None and r.serial == 2 for r in results)
-    # A second 401 right after (token just fetched): no new fetch, no retry.
+    # A second 401 right after a forced refresh: no new fetch, no retry.
     assert asyncio.run(m.force_refresh(results[0])) is None
     assert src.calls == 2
     clock[0] += 10

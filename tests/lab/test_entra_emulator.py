@@ -371,3 +371,23 @@ def test_handler_bug_becomes_json_500(
         },
     )
     assert r.status_code == 500 and r.json()["error"] == "server_error"
+
+
+def test_token_endpoint_fault_queue(entra_ep, lab_pki: LabPki, world: World) -> None:
+    ep, app = entra_ep
+    q = entra.faults(app)  # type: ignore[arg-type]
+    q.push(503, headers={"Retry-After": "1"}, body={"error": "temporarily_unavailable"})
+    q.push(reset=True)
+    url = f"{ep.url}/{TENANT}/oauth2/v2.0/token"
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": world.app.app_id,
+        "client_secret": world.secret,
+        "scope": SCOPE,
+    }
+    r = requests.post(url, data=form, verify=str(lab_pki.ca_bundle), timeout=5)
+    assert (r.status_code, r.headers["Retry-After"], r.json()) == (503, "1", {"error": "temporarily_unavailable"})
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, data=form, verify=str(lab_pki.ca_bundle), timeout=5)
+    assert requests.post(url, data=form, verify=str(lab_pki.ca_bundle), timeout=5).status_code == 200
+    assert [r.outcome for r in entra.request_log(app)] == ["forced", "reset", "ok"]  # type: ignore[arg-type]

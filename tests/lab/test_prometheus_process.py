@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,21 @@ def test_context_manager_and_atexit_safety_net(tmp_path: Path) -> None:
         assert pid_b is not None and not _alive(pid_b)
     assert pid_a is not None and not _alive(pid_a)
     assert a not in prom._live and b not in prom._live
+
+
+@pytest.mark.slow
+def test_taken_port_is_retried_for_automatic_ports(tmp_path: Path) -> None:
+    sender = PrometheusProcess.sender(tmp_path / "s", "http://127.0.0.1:1/api/v1/write", start=False)
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", sender.port))
+        blocker.listen()
+        taken = sender.port
+        with sender:
+            assert sender.port != taken
+            targets = sender.config["scrape_configs"][0]["static_configs"][0]["targets"]
+            assert targets == [f"127.0.0.1:{sender.port}"]  # it still scrapes itself
+        fixed = PrometheusProcess(tmp_path / "f", {"scrape_configs": []}, port=taken)
+        with pytest.raises(PrometheusError, match="already in use"):
+            fixed.start(timeout=10)
+        assert not fixed.running

@@ -37,6 +37,7 @@ from aiohttp import web
 from ...domain.clouds import normalize_audience
 from ..azure_state import Application, AzureState, KeyCredential
 from ..tokens import TOKEN_EXCHANGE_AUDIENCE, TokenIssuer
+from .ingestion import FaultQueue, FaultReset, apply_fault
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class EntraRequest:
 
 
 LOG_KEY = web.AppKey("entra_log", list)
+FAULTS_KEY = web.AppKey("entra_faults", FaultQueue)
 STATE_KEY = web.AppKey("entra_state", AzureState)
 ISSUER_KEY = web.AppKey("entra_issuer", TokenIssuer)
 
@@ -71,6 +73,11 @@ ISSUER_KEY = web.AppKey("entra_issuer", TokenIssuer)
 def request_log(app: web.Application) -> list[EntraRequest]:
     """The app's request log (appended from the server thread; read it from tests)."""
     return app[LOG_KEY]
+
+
+def faults(app: web.Application) -> FaultQueue:
+    """Forced responses for the *token* endpoint (e.g. ``push(503)``, ``push(reset=True)``), one per request."""
+    return app[FAULTS_KEY]
 
 
 class _AadError(Exception):
@@ -229,11 +236,13 @@ def make_app(
     """
     app = web.Application(middlewares=[_error_middleware])
     app[LOG_KEY] = []
+    app[FAULTS_KEY] = FaultQueue()
     app[STATE_KEY] = state
     app[ISSUER_KEY] = issuer
     resources = ({normalize_audience(r).lower() for r in known_resources}
                  if known_resources is not None else None)
-    handler = _Handlers(state, issuer, workload_issuers, resources, token_lifetime_s, app[LOG_KEY])
+    handler = _Handlers(state, issuer, workload_issuers, resources, token_lifetime_s, app[LOG_KEY],
+                        app[FAULTS_KEY])
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", handler.openid_configuration)
     app.router.add_get("/{tenant}/.well-known/openid-configuration", handler.openid_configuration)
     app.router.add_get("/{tenant}/discovery/v2.0/keys", handler.keys)
@@ -250,6 +259,8 @@ async def _error_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return await handler(request)  # type: ignore[no-any-return]
     except web.HTTPException:
         raise
+    except FaultReset:
+        return web.Response(status=500)  # transport already aborted: nothing reaches the client
     except Exception as exc:
         log.exception("entra emulator: unhandled %s on %s %s", type(exc).__name__, request.method,
                       request.path)
@@ -266,6 +277,7 @@ class _Handlers:
         resources: set[str] | None,
         lifetime_s: int,
         entries: list[EntraRequest],
+        fault_queue: FaultQueue,
     ) -> None:
         self.state = state
         self.issuer = issuer
@@ -273,6 +285,7 @@ class _Handlers:
         self.resources = resources
         self.lifetime_s = lifetime_s
         self.entries = entries
+        self.fault_queue = fault_queue
 
     # --------------------------------------------------------------------------- helpers
     def _record(self, request: web.Request, **kw: Any) -> None:
@@ -337,7 +350,14 @@ class _Handlers:
         return web.json_response(self.issuer.jwks())
 
     # ----------------------------------------------------------------------------- token
-    async def token(self, request: web.Request) -> web.Response:
+    async def token(self, request: web.Request) -> web.StreamResponse:
+        fault = self.fault_queue.pop()
+        if fault is not None:
+            if fault.reset or fault.status is not None:
+                self._record(request, outcome="reset" if fault.reset else "forced", status=fault.status or 0)
+            forced = await apply_fault(request, fault)
+            if forced is not None:
+                return forced
         entry: dict[str, Any] = {}
         try:
             body = await self._token(request, entry)

@@ -18,8 +18,18 @@ Decisions where Azure's exact behaviour is not documented (UNCONFIRMED upstream)
 * no effective Monitoring Metrics Publisher -> 403 ``AuthorizationFailed`` naming
   ``Microsoft.Insights/Metrics/Write`` (ARM's wording); a too-young assignment looks the same.
 
-Fault injection (for the forwarder's retry tests): ``faults(app).push(status=503, ...)``
-queues forced responses, consumed one per request before any check, from any thread.
+Fault injection (for the forwarder's retry tests): ``faults(app)`` is a thread-safe
+:class:`FaultQueue`; each request consumes at most one entry *before* any check:
+
+* ``push(503, headers={"Retry-After": "2"}, body="busy", count=3)`` -- forced responses
+  (``body`` may be bytes, text, or a dict sent as JSON);
+* ``push(reset=True)`` -- the connection is dropped without a response;
+* ``push(None, delay=5)`` -- answer 5 s late, then process the request normally
+  (``push(504, delay=5)`` = late *and* forced).
+
+Observation: ``request_log(app)`` is an :class:`IngestionLog` (``records`` with status,
+outcome, DCR, principal, bytes; ``by_status``/``by_outcome`` counters; with
+``receiver_url=None`` the accepted bodies are kept in ``bodies``).
 """
 
 from __future__ import annotations
@@ -211,7 +221,7 @@ def error_middleware(name: str) -> Any:
             return await handler(request)  # type: ignore[no-any-return]
         except web.HTTPException:
             raise
-        except _Reset:
+        except FaultReset:
             return web.Response(status=500)  # transport already aborted: nothing reaches the client
         except Exception as exc:
             log.exception("%s emulator: unhandled %s on %s %s", name, type(exc).__name__, request.method,
@@ -221,8 +231,32 @@ def error_middleware(name: str) -> Any:
     return _mw
 
 
-class _Reset(Exception):
-    """The handler aborted the connection on purpose."""
+class FaultReset(Exception):
+    """Raised after a fault aborted the connection on purpose; the middleware writes nothing."""
+
+
+async def apply_fault(request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """Play ``fault``: sleep, then drop the connection (raises :class:`FaultReset`), force a
+    response, or return None so the request is processed normally."""
+    if fault.delay > 0:
+        await asyncio.sleep(fault.delay)
+    if fault.reset:
+        if request.transport is not None:
+            request.transport.abort()
+        raise FaultReset
+    if fault.status is None:
+        return None
+    no_body = fault.status in (204, 304)
+    if isinstance(fault.body, dict) and not no_body:
+        return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+    body = fault.body
+    data = body.encode() if isinstance(body, str) else (body if isinstance(body, bytes) else b"")
+    headers = dict(fault.headers)
+    ct = headers.pop("Content-Type", "text/plain; charset=utf-8" if data else None)
+    resp = web.Response(status=fault.status, body=None if no_body else data, headers=headers)
+    if ct and not no_body:
+        resp.headers["Content-Type"] = ct
+    return resp
 
 
 def session_hooks(app: web.Application) -> None:
@@ -255,6 +289,8 @@ def make_app(
     ``receiver_url``: base URL of the real Prometheus receiver (``http://127.0.0.1:PORT``);
     None accepts writes with 204 and keeps the bodies in ``request_log(app).bodies``.
     ``audience``: the ingestion token audience(s) accepted (the cloud's ``ingestion_audience``).
+    ``authority``: the Entra authority named in the 401 ``WWW-Authenticate`` challenge (the
+    lab passes its Entra emulator's URL).
     """
     app = web.Application(middlewares=[error_middleware("ingestion")], client_max_size=MAX_BODY)
     app[LOG_KEY] = IngestionLog()
@@ -341,28 +377,12 @@ class _Ingestion:
 
     async def _apply_fault(self, request: web.Request, fault: Fault,
                            dcr_id: str) -> web.StreamResponse | None:
-        if fault.delay > 0:
-            await asyncio.sleep(fault.delay)
         log_ = self.app[LOG_KEY]
         if fault.reset:
             log_.add(IngestionRecord(status=0, outcome="reset", dcr=dcr_id))
-            if request.transport is not None:
-                request.transport.abort()
-            raise _Reset
-        if fault.status is None:
-            return None
-        body = fault.body
-        log_.add(IngestionRecord(status=fault.status, outcome="forced", dcr=dcr_id))
-        if isinstance(body, dict):
-            return web.json_response(body, status=fault.status, headers=fault.headers)
-        data = body.encode() if isinstance(body, str) else (body or b"")
-        headers = dict(fault.headers)
-        ct = headers.pop("Content-Type", "text/plain; charset=utf-8" if data else None)
-        resp = web.Response(status=fault.status, body=data if fault.status not in (204, 304) else None,
-                            headers=headers)
-        if ct and fault.status not in (204, 304):
-            resp.headers["Content-Type"] = ct
-        return resp
+        elif fault.status is not None:
+            log_.add(IngestionRecord(status=fault.status, outcome="forced", dcr=dcr_id))
+        return await apply_fault(request, fault)
 
     async def _forward(self, request: web.Request, body: bytes, claims: dict[str, Any],
                        dcr_id: str) -> web.StreamResponse:

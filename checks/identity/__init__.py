@@ -1,0 +1,1 @@
+"""Live identity checks: pod identity (labels, bindings, NMI), workload identity, certificate mounts."""

@@ -1,0 +1,1 @@
+"""Live checks of the write path as the sidecar and Prometheus report it (logs, self-metrics)."""
