@@ -43,7 +43,9 @@ _CODES = {
     tags=["sidecar", "image"],
 )
 def sidecar_image(ctx: CheckContext) -> list[Finding]:
-    """The sidecar image should be `mcr.microsoft.com/azuremonitor/containerinsights/ciprod/prometheus-remote-write/images:prom-remotewrite-YYYYMMDD.N`.
+    """The sidecar image should be a current `prom-remotewrite-YYYYMMDD.N` tag from the current registry path.
+
+    Current path: `mcr.microsoft.com/azuremonitor/containerinsights/ciprod/prometheus-remote-write/images`.
 
     `prom-remotewrite-20251030.1` stops sending data (Azure/prometheus-collector#1372): downgrade
     to 20250814.1 or upgrade to 20260226.1. The legacy path `.../prometheus/promdev/prom-remotewrite`

@@ -67,14 +67,14 @@ def typographic_quotes(ctx: CheckContext) -> list[Finding]:
                 continue
             count += 1
             chars = "".join(sorted({c for c in value if c in TYPOGRAPHIC_QUOTES}))
-            key = path[-1] if path else None
+            last = path[-1] if path else None
             out.append(ctx.fail(
                 "YAML_TYPOGRAPHIC_QUOTES",
                 f"{doc.label}: {_dotted(path)} value {value!r} contains typographic quotes ({chars}); "
                 "YAML keeps them as part of the value",
                 location=doc.loc(*path), subject=doc.label,
                 evidence={"path": _dotted(path), "value": value, "characters": chars},
-                remediation=[_line_text(key, value)],
+                remediation=[_line_text(last, value)],
             ))
     if not out:
         return [ctx.passed("no typographic quotes")]

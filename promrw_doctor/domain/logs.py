@@ -595,7 +595,9 @@ def queue_problems(q: QueueStats, rates: QueueRates | None = None, lag_limit_s: 
     """
     out: list[str] = []
     lag = q.lag_s
-    if lag is not None and lag > lag_limit_s:
+    if q.highest_in and q.highest_sent == 0:
+        out.append("no sample has been sent successfully since the queue started")
+    elif lag is not None and lag > lag_limit_s:
         out.append(f"remote write is {lag:.0f}s behind (newest sample sent vs newest appended; limit "
                    f"{lag_limit_s:.0f}s)")
     if rates is not None:

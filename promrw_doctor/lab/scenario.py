@@ -359,16 +359,27 @@ def validate_azure(azure: Any, file: str | Path) -> None:
 
 # --------------------------------------------------------------------------------------- loading
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
+    """Parse one scenario file (cached per path/mtime/size: bases are shared by every scenario)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    return copy.deepcopy(_parse_yaml(path, st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_yaml(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -93,6 +93,9 @@ class LabWorld:
 
     ``traffic``: None = the scenario's ``traffic``; True/False forces live traffic on or off.
     ``keep``: leave the run directory behind after teardown (``lab up --keep``).
+    ``store``: start the real Prometheus receiver behind ingestion and query (default). False
+    keeps a world free of processes for fast tests: ingestion accepts writes without storing
+    them and the query endpoint answers 502; live traffic needs the store.
     """
 
     def __init__(
@@ -102,10 +105,14 @@ class LabWorld:
         *,
         traffic: bool | None = None,
         keep: bool = False,
+        store: bool = True,
         summary_interval_s: float = 60.0,
     ) -> None:
         self.scenario = scenario
         self.traffic = scenario.traffic if traffic is None else bool(traffic)
+        self.store = store
+        if self.traffic and not store:
+            raise InputError("live traffic needs the workspace store (store=True)")
         self.keep = keep
         self.summary_interval_s = summary_interval_s
         self._own_dir = workdir is None
@@ -240,11 +247,12 @@ class LabWorld:
         t = self._step("client_certificates", t)
 
         self._server = LabServer().start()
-        # Ports first: placeholders (ingestion URLs, authority) need them before the state is built.
-        from .prometheus import PrometheusProcess
+        # The workspace store first: ingestion and query are built pointing at it.
+        if self.store:
+            from .prometheus import PrometheusProcess
 
-        self.receiver = PrometheusProcess.receiver(self.workdir / "prometheus" / "receiver")
-        t = self._step("receiver", t)
+            self.receiver = PrometheusProcess.receiver(self.workdir / "prometheus" / "receiver")
+            t = self._step("receiver", t)
         self._build_azure_state()
         self._start_azure(tls)
         t = self._step("azure_emulators", t)
@@ -546,14 +554,14 @@ class LabWorld:
             "metrics": metrics.make_app(st, self.issuer, audience=base.metrics_audience,
                                         extra_audiences=[url["metrics"]]),
         }
+        store = self.receiver.url if self.receiver is not None else None
         for dce in st.dces:
             apps[f"ingestion:{dce.name}"] = ingestion.make_app(
-                st, self.issuer, dce, receiver_url=self.receiver.url, audience=base.ingestion_audience,
-                authority=authority)
+                st, self.issuer, dce, receiver_url=store, audience=base.ingestion_audience, authority=authority)
         for ws in st.workspaces:
             apps[f"query:{ws.name}"] = query.make_app(
-                st, self.issuer, ws, receiver_url=self.receiver.url, audience=base.query_audience,
-                authority=authority)
+                st, self.issuer, ws, receiver_url=store or f"http://{LOOPBACK}:{_closed_port()}",
+                audience=base.query_audience, authority=authority)
         if pod_identity and not st.nmi_running:
             # NMI down: nothing listens behind the iptables redirect -> connection refused.
             self.endpoints["imds"] = url["imds"]
@@ -574,6 +582,8 @@ class LabWorld:
         from ..remote_write.builders import SeriesSpec, build_write_request
         from ..remote_write.codec import encode
 
+        if self.receiver is None:
+            return
         for w in self.scenario.azure.get("workspaces") or []:
             data = w.get("data")
             if not data:

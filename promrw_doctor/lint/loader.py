@@ -154,7 +154,10 @@ class LintDocument:
         """How to name this document in a message: ``AzureIdentityBinding demo1`` or ``Helm values``."""
         if self.kind == KIND_HELM_VALUES:
             return "Helm values"
-        return f"{self.kind} {self.name}" if self.name else f"{self.kind} (unnamed)"
+        if self.name:
+            return f"{self.kind} {self.name}"
+        stray = self.get("name")  # name: written at the top level instead of under metadata:
+        return f"{self.kind} {stray}" if isinstance(stray, str) and stray.strip() else f"{self.kind} (unnamed)"
 
 
 @dataclass(frozen=True)
