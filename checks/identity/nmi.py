@@ -78,8 +78,8 @@ def nmi(ctx: Any) -> Any:
     if why is not None:
         return ctx.fail("NMI_UNHEALTHY", f"NMI pod {pns}/{pname} on node {node} is not ready: {why}",
                         evidence=evidence,
-                        remediation=[f"kubectl -n {pns} logs {pname} --previous", f"kubectl -n {pns} describe pod {pname}",
-                                     restart])
+                        remediation=[f"kubectl -n {pns} logs {pname} --previous",
+                                     f"kubectl -n {pns} describe pod {pname}", restart])
     log = ctx.try_fact("k8s.nmi_logs")
     if log is None:
         evidence["log"] = "not read"

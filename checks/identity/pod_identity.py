@@ -138,7 +138,6 @@ def pod_identity_binding_valid(ctx: Any) -> Any:
     """
     view = ctx.fact("k8s.pod_identity")
     label = _label_or_skip(view)
-    ns, name = pod_of(ctx.target)
     related = related_bindings(label, view.bindings)
     if not related:
         return ctx.passed(f"no AzureIdentityBinding is meant for {LABEL_KEY}={label} (matching is checked next)")
@@ -259,7 +258,7 @@ def pod_identity_client_id(ctx: Any) -> Any:
     problems: list[str] = []
     found: list[str] = []
     for b in _matched(view):
-        bns, bname = _meta(b)
+        bns = _meta(b)[0]
         ref = (b.get("spec") or {}).get("azureIdentity")
         ident = view.identity(bns, str(ref))
         if ident is None:
@@ -271,8 +270,8 @@ def pod_identity_client_id(ctx: Any) -> Any:
                             f"write {expected})")
         kind = identity_type(spec)
         if kind not in (0, None):
-            problems.append(f"AzureIdentity {ins}/{iname} has type {kind}; the sidecar's userAssigned flow needs type 0 "
-                            "(user-assigned managed identity)")
+            problems.append(f"AzureIdentity {ins}/{iname} has type {kind}; the sidecar's userAssigned flow needs "
+                            "type 0 (user-assigned managed identity)")
         cid = str(spec.get("clientID") or "")
         found.append(f"{ins}/{iname} clientID={cid or '(none)'}")
         if cid.lower() == client_id.lower() and kind in (0, None) and not problems:

@@ -8,8 +8,9 @@ from promrw_doctor.core import Unknown, check
 
 from ._common import SIDECAR, describe, helm_release, helm_values, pod_of
 
-FIND_ALL = ("kubectl get pods -A -o json | jq -r '.items[] | select(any(.spec.containers[]; .name==\"prom-remotewrite\" "
-            "or any(.env[]?; .name==\"INGESTION_URL\"))) | .metadata.namespace + \"/\" + .metadata.name'")
+FIND_ALL = ("kubectl get pods -A -o json | jq -r '.items[] | select(any(.spec.containers[]; "
+            ".name==\"prom-remotewrite\" or any(.env[]?; .name==\"INGESTION_URL\"))) | "
+            ".metadata.namespace + \"/\" + .metadata.name'")
 
 
 @check(id="kubernetes.prometheus-pod", title="A Prometheus pod with a remote-write sidecar is found",
@@ -74,7 +75,8 @@ def sidecar_present(ctx: Any) -> Any:
     evidence: dict[str, Any] = {"pod": f"{ns}/{pod}", "containers": names}
     if rw is not None:
         evidence["remote_write_urls"] = [u["url"] for u in rw.urls]
-    declared = bool(cr) and any((c or {}).get("name") == SIDECAR for c in (cr.get("spec") or {}).get("containers") or [])
+    declared = bool(cr) and any((c or {}).get("name") == SIDECAR
+                                for c in (cr.get("spec") or {}).get("containers") or [])
     release = helm_release(cr)
     if declared:
         owner = str(ctx.target.attributes.get("owner") or "")

@@ -41,11 +41,12 @@ def prometheus_version(ctx: Any) -> Any:
         raise Skip("IDENTITY_TYPE is unknown (reported by kubernetes.sidecar-config)")
     container = ctx.try_fact("k8s.prometheus_container") or {}
     pod = ctx.fact("k8s.pod")
-    status = next((cs for cs in (pod.get("status") or {}).get("containerStatuses") or []
+    status: dict[str, Any] = next((cs for cs in (pod.get("status") or {}).get("containerStatuses") or []
                    if cs.get("name") == container.get("name")), {})
     cr = ctx.try_fact("k8s.prometheus_cr") or {}
-    version, source = observed_version(ctx.try_fact("k8s.prometheus_buildinfo"), ctx.try_fact("k8s.prometheus_metrics"),
-                                       status.get("image"), container.get("image"), (cr.get("spec") or {}).get("version"))
+    version, source = observed_version(ctx.try_fact("k8s.prometheus_buildinfo"),
+                                       ctx.try_fact("k8s.prometheus_metrics"), status.get("image"),
+                                       container.get("image"), (cr.get("spec") or {}).get("version"))
     ns, name = pod_of(ctx.target)
     if version is None:
         raise Unknown("could not tell the Prometheus version (no buildinfo through the pod proxy, no image tag)",

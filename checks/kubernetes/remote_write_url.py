@@ -65,7 +65,7 @@ def remote_write_url(ctx: Any) -> Any:
     """
     settings = ctx.fact("sidecar.settings")
     rw = ctx.fact("k8s.remote_write_config")
-    ns, pod = pod_of(ctx.target)
+    ns = pod_of(ctx.target)[0]
     port = settings.listening_port
     if port is None:
         raise Skip("LISTENING_PORT is missing or invalid (reported by kubernetes.sidecar-config)")

@@ -96,7 +96,8 @@ def sidecar_crashloop(ctx: Any) -> Any:
         remediation.append("raise the prom-remotewrite memory limit (docs size it at 150Mi request / 200Mi limit per "
                            "150k series) in prometheus.prometheusSpec.containers[name=prom-remotewrite].resources")
     if waiting in IMAGE_REASONS:
-        remediation.append(f"kubectl -n {ns} get pod {pod} -o jsonpath='{{.spec.containers[?(@.name==\"{cname}\")].image}}'")
+        remediation.append(f"kubectl -n {ns} get pod {pod} -o "
+                           f"jsonpath='{{.spec.containers[?(@.name==\"{cname}\")].image}}'")
     summary = f"{cname} in {ns}/{pod}: {why}"
     if level == "fail":
         return ctx.fail("SIDECAR_CRASHLOOP", summary, evidence=evidence, remediation=remediation,

@@ -21,11 +21,13 @@ def _cert_sidecars(ctx: CheckContext) -> tuple[DocumentSet, list[Sidecar]]:
     return docs, sidecars
 
 
-def _mount_snippet(w: CertWiring) -> list[str]:
+def _mount_snippet(w: CertWiring, docs: DocumentSet) -> list[str]:
     s = w.sidecar
     path = w.cert_path or "/mnt/secrets-store/<objectName>"
     mount_path = str(w.mount.get("mountPath")) if w.mount else path.rsplit("/", 1)[0] or "/mnt/secrets-store"
-    spc = (w.spc.name if w.spc else None) or w.spc_name or "<SecretProviderClass name>"
+    classes = [c.name for c in docs.of_kind("SecretProviderClass") if c.name]
+    spc = ((w.spc.name if w.spc else None) or (classes[0] if len(classes) == 1 else None) or w.spc_name
+           or "<SecretProviderClass name>")
     volume = str(w.mount.get("name")) if w.mount else "secrets-store-inline"
     file_name = w.objects[0].file_name if w.objects and w.file_name not in [o.file_name for o in w.objects] \
         else (w.file_name or "<objectName>")
@@ -85,7 +87,7 @@ def certificate_wiring(ctx: CheckContext) -> list[Finding]:
                              f"kubectl get secretproviderclass {w.spc_name} -n <namespace> -o yaml"],
             ))
             continue
-        fix = _mount_snippet(w)
+        fix = _mount_snippet(w, docs)
         if w.code == "SECRET_PROVIDER_CLASS_INVALID" and w.spc is not None:
             fix = ["objects: |\n  array:\n    - |\n      objectName: <certificate name in Key Vault>\n"
                    "      objectType: secret", f"kubectl apply -f {w.spc.file}"]
@@ -121,7 +123,7 @@ def certificate_object_type(ctx: CheckContext) -> list[Finding]:
         w = resolve(s, docs)
         if w.status != "ok" or w.obj is None or w.spc is None:
             continue
-        loc = f"{w.spc.file}:{w.obj.line}"
+        loc = f"{w.spc.file}:{w.obj.type_line or w.obj.line}"
         if (w.obj.type or "").lower() == "secret":
             out.append(ctx.passed(f"{subject}: object {w.obj.name} of {w.spc.label} is objectType secret",
                                   location=loc, subject=subject))

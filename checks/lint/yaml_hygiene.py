@@ -8,9 +8,10 @@ from typing import Any
 
 from promrw_doctor.core import Finding, Severity, Skip, check
 from promrw_doctor.core.engine import CheckContext
+from promrw_doctor.core.redact import REDACTED
 from promrw_doctor.domain.podidentity import TYPOGRAPHIC_QUOTES, has_typographic_quotes, to_ascii_quotes
 from promrw_doctor.lint.loader import KIND_HELM_VALUES, KIND_UNKNOWN, DocumentSet, LintDocument, Path
-from promrw_doctor.lint.views import HELM_SPEC, find_placeholders, iter_keys, iter_strings, to_yaml
+from promrw_doctor.lint.views import HELM_SPEC, find_placeholders, is_secret_path, iter_keys, iter_strings, to_yaml
 
 _MAX_PER_DOC = 50  # a whole file of curly quotes is one story, not 500 findings
 
@@ -68,13 +69,16 @@ def typographic_quotes(ctx: CheckContext) -> list[Finding]:
             count += 1
             chars = "".join(sorted({c for c in value if c in TYPOGRAPHIC_QUOTES}))
             last = path[-1] if path else None
+            secret = is_secret_path(doc, path)
+            shown = REDACTED if secret else value
             out.append(ctx.fail(
                 "YAML_TYPOGRAPHIC_QUOTES",
-                f"{doc.label}: {_dotted(path)} value {value!r} contains typographic quotes ({chars}); "
+                f"{doc.label}: {_dotted(path)} value {shown!r} contains typographic quotes ({chars}); "
                 "YAML keeps them as part of the value",
-                location=doc.loc(*path), subject=doc.label,
-                evidence={"path": _dotted(path), "value": value, "characters": chars},
-                remediation=[_line_text(last, value)],
+                location=f"{doc.file}:{doc.line_of_text(*path, needle=chars[0])}", subject=doc.label,
+                evidence={"path": _dotted(path), "value": shown, "characters": chars},
+                remediation=[f"replace {chars} in {_dotted(path)} with ASCII quotes" if secret
+                             else _line_text(last, value)],
             ))
     if not out:
         return [ctx.passed("no typographic quotes")]
@@ -152,8 +156,9 @@ def placeholders(ctx: CheckContext) -> list[Finding]:
             out.append(ctx.fail(
                 "PLACEHOLDER_NOT_REPLACED",
                 f"{doc.label}: {_dotted(path)} still holds the placeholder {', '.join(found)}",
-                location=doc.loc(*path), subject=doc.label,
-                evidence={"path": _dotted(path), "value": value, "placeholders": found},
+                location=f"{doc.file}:{doc.line_of_text(*path, needle=found[0])}", subject=doc.label,
+                evidence={"path": _dotted(path), "value": REDACTED if is_secret_path(doc, path) else value,
+                          "placeholders": found},
                 remediation=[_hint(p) for p in found],
             ))
     if not out:

@@ -12,7 +12,9 @@ the commands so ``promrw-doctor --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,31 +113,37 @@ def scenarios(scenario_dirs: tuple[Path, ...], output: str) -> None:
 def up(name: str, scenario_dirs: tuple[Path, ...], keep: bool, workdir: Path | None, traffic: bool | None,
        deny_azure: tuple[str, ...], deny_kube: tuple[str, ...]) -> None:
     """Start one world and keep it running until Ctrl-C (or SIGTERM)."""
-    import signal
-    import threading
+    import time
 
     from ..lab.world import LabWorld
 
     scenario = _load(name, scenario_dirs, deny_azure, deny_kube)
-    stop = threading.Event()
+    with _sigterm_as_interrupt():
+        world = LabWorld(scenario, workdir, traffic=traffic, keep=keep)
+        try:
+            with world:
+                click.echo(world.describe())
+                click.echo(f"\nStarted in {world.timings.total:.2f}s. Press Ctrl-C to stop.")
+                sys.stdout.flush()
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    kept = f"; kept {world.workdir}" if keep or workdir is not None else ""
+    click.echo(f"Lab stopped in {world.timings.teardown:.2f}s{kept}.", err=True)
 
-    def _on_signal(signum: int, frame: Any) -> None:
-        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so ``with LabWorld`` tears down (Python's default SIGTERM skips atexit)."""
+    import signal
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise)
     try:
-        with LabWorld(scenario, workdir, traffic=traffic, keep=keep) as world:
-            click.echo(world.describe())
-            click.echo(f"\nStarted in {world.timings.total:.2f}s. Press Ctrl-C to stop.")
-            sys.stdout.flush()
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-            click.echo("\nStopping the lab ...", err=True)
-        kept = f"; kept {world.workdir}" if keep or workdir is not None else ""
-        click.echo(f"Lab stopped in {world.timings.teardown:.2f}s{kept}.", err=True)
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -193,7 +201,7 @@ def run(names: tuple[str, ...], scenario_dirs: tuple[Path, ...], output: str, pr
     loaded = [_load(n, scenario_dirs, deny_azure, deny_kube) for n in chosen]  # bad input fails before any start
     results: list[dict[str, Any]] = []
     for scenario in loaded:
-        with LabWorld(scenario, traffic=traffic) as world:
+        with _sigterm_as_interrupt(), LabWorld(scenario, traffic=traffic) as world:
             report = _diagnose(world, probe, check_timeout)
             startup = world.timings.total
         got = sorted({rc.code for rc in report.root_causes})

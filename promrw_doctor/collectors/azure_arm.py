@@ -200,6 +200,8 @@ class PrincipalLookup:
     client_id: str
     principal: Principal | None
     searched: tuple[str, ...]
+    # When not found as a client id: the identity whose principal (object) id the value is.
+    object_id_of: Principal | None = None
 
 
 def _uami_principal(item: dict[str, Any], sub: str) -> Principal:
@@ -272,7 +274,30 @@ def resolve_principal(client: AzureHttp, scope: SubscriptionScope | None, client
     if denied and not graph_said_missing:
         raise AccessDenied("; ".join(dict.fromkeys(denied)),
                            f"client id {client_id} not found where the doctor could look")
-    return PrincipalLookup(client_id, None, tuple(searched))
+    return PrincipalLookup(client_id, None, tuple(searched), _by_object_id(client, scope, client_id))
+
+
+def _by_object_id(client: AzureHttp, scope: SubscriptionScope | None, value: str) -> Principal | None:
+    """The identity whose principal (object) id is ``value``: the classic copy-paste mistake. Best effort."""
+    want = value.lower()
+    for sub in scope.ids if scope else ():
+        try:
+            items = _sub_list(client, sub, UAMI_TYPE)
+        except (AccessDenied, Unreachable, AzureApiError):
+            continue
+        for item in items or []:
+            if str(props(item).get("principalId") or "").lower() == want:
+                return _uami_principal(item, sub)
+    try:
+        sp = client.cached(("sp-oid", want), lambda: client.graph(
+            f"servicePrincipals/{value}", params={"$select": "id,appId,displayName,servicePrincipalType"}))
+    except (AccessDenied, Unreachable, AzureApiError):
+        return None
+    if not sp or not sp.get("appId"):
+        return None
+    kind = "ManagedIdentity" if sp.get("servicePrincipalType") == "ManagedIdentity" else "Application"
+    return Principal(client_id=str(sp["appId"]), principal_id=str(sp.get("id") or value), kind=kind,
+                     display_name=str(sp.get("displayName") or ""), source="Microsoft Graph servicePrincipals")
 
 
 @fact("azure.principal", scope="target")
@@ -341,10 +366,14 @@ def assignments_for(client: AzureHttp, principal_id: str, subscriptions: list[st
     for sub in subscriptions:
         scope_id = f"/subscriptions/{sub}"
         needs = arm_needs(ROLE_ASSIGNMENTS_ACTION, scope_id)
+
+        def fetch(scope_id: str = scope_id, needs: str = needs) -> list[dict[str, Any]] | None:
+            return client.arm_list(f"{scope_id}/providers/Microsoft.Authorization/roleAssignments",
+                                   API_ROLE_ASSIGNMENTS, needs=needs,
+                                   params={"$filter": f"assignedTo('{principal_id}')"})
+
         try:
-            listed = client.cached(("ra", sub.lower(), principal_id.lower()), lambda s=scope_id, n=needs: client.arm_list(
-                f"{s}/providers/Microsoft.Authorization/roleAssignments", API_ROLE_ASSIGNMENTS, needs=n,
-                params={"$filter": f"assignedTo('{principal_id}')"}))
+            listed = client.cached(("ra", sub.lower(), principal_id.lower()), fetch)
         except AccessDenied as exc:
             if sub.lower() in required:
                 raise

@@ -180,7 +180,7 @@ def _discovery_error(client: KubeClient, exc: BaseException) -> InputError:
 def _list_prometheus_pods(client: KubeClient, namespace: str | None) -> list[dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for selector in PROMETHEUS_SELECTORS:
-        for pod in client.list(PODS, namespace, label_selector=selector):
+        for pod in client.list_objects(PODS, namespace, label_selector=selector):
             if is_prometheus_pod(pod):
                 found.setdefault(pod_key(pod), pod)
     return [found[k] for k in sorted(found)]
@@ -195,18 +195,18 @@ def discover(client: KubeClient, namespace: str | None) -> Discovery:
     """
     if namespace:
         try:
-            pods = _list_prometheus_pods(client, namespace)
+            found = _list_prometheus_pods(client, namespace)
         except AccessDenied as exc:
             return Discovery((), PROMETHEUS_SELECTORS, (), (f"listing pods in namespace {namespace} is forbidden",),
                              (exc.needs,))
-        return Discovery((namespace,), PROMETHEUS_SELECTORS, tuple(pods))
+        return Discovery((namespace,), PROMETHEUS_SELECTORS, tuple(found))
     try:
         return Discovery(None, PROMETHEUS_SELECTORS, tuple(_list_prometheus_pods(client, None)))
     except AccessDenied as exc:
         cluster_denied = exc.needs
     notes = [f"listing pods in all namespaces is forbidden ({cluster_denied})"]
     try:
-        names = sorted(str((n.get("metadata") or {}).get("name")) for n in client.list(NAMESPACES))
+        names = sorted(str((n.get("metadata") or {}).get("name")) for n in client.list_objects(NAMESPACES))
         names = [n for n in names if n]
     except AccessDenied as exc:
         fallback = client.info.namespace
@@ -319,7 +319,7 @@ def targets(ctx: FactContext) -> list[Target]:
 
 
 def _remember_pod(client: KubeClient, pod: dict[str, Any]) -> None:
-    client.cached(("pod",) + pod_key(pod), lambda: pod)
+    client.cached(("pod", *pod_key(pod)), lambda: pod)
 
 
 @fact("k8s.context_info", scope="run")
@@ -543,7 +543,7 @@ def pod_events(ctx: FactContext) -> list[dict[str, Any]]:
     ns, name = target_pod_key(ctx)
     client = _client(ctx)
     try:
-        events = client.list(EVENTS, ns, field_selector=f"involvedObject.name={name}")
+        events = client.list_objects(EVENTS, ns, field_selector=f"involvedObject.name={name}")
     except AccessDenied:
         raise
     except ApiError as exc:

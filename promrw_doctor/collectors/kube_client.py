@@ -237,7 +237,7 @@ class KubeClient:
         return self.get(path, query, accept=accept).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ typed reads
-    def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+    def list_objects(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None) -> list[dict[str, Any]]:
         """All items (paged by ``limit``/``continue``). 403 -> ``AccessDenied`` naming ``list <res>``."""
         path = res.path(namespace)
@@ -302,7 +302,7 @@ class KubeClient:
     def list_cached(self, res: Resource, namespace: str | None = None, *,
                     label_selector: str | None = None) -> list[dict[str, Any]]:
         return list(self.cached(("list", res, namespace, label_selector),
-                                lambda: self.list(res, namespace, label_selector=label_selector)))
+                                lambda: self.list_objects(res, namespace, label_selector=label_selector)))
 
     def visible(self, res: Resource, namespace: str, *, label_selector: str | None = None) -> Visible:
         """Objects of ``res``: the cluster-wide list (one request per run), or, when that is forbidden, the

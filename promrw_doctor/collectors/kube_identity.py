@@ -193,7 +193,8 @@ def pod_identity(ctx: FactContext) -> PodIdentityView:
     note = None
     if not bindings.cluster_wide:
         note = f"only namespace {ns} was visible ({bindings.cluster_denied} is forbidden)"
-    in_scope, other = [], []
+    in_scope: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
     for b in bindings.items:
         if namespaced or binding_annotated_namespaced(b):
             (in_scope if _ns(b) == ns else other).append(b)

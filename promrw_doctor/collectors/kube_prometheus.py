@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..core.errors import AccessDenied, Unknown
+from ..core.errors import AccessDenied, Unknown, Unreachable
 from ..core.facts import FactContext, fact
 from .kube import pod_key
 from .kube_client import CONFIGMAPS, PROMETHEUSES, SECRETS, ApiError, KubeClient
@@ -149,6 +149,30 @@ def _from_configmap(client: KubeClient, pod: Mapping[str, Any], container: Mappi
     return RemoteWriteConfig(f"ConfigMap {ns}/{cm.get('name')} ({key})", remote_write_from_yaml(str(text)))
 
 
+def _from_running_config(ctx: FactContext) -> RemoteWriteConfig | None:
+    """The config Prometheus runs (``/api/v1/status/config`` through the pod proxy; needs only ``pods/proxy``)."""
+    import json
+
+    from .kube_metrics import proxy_get
+
+    ns, name = pod_key(ctx.fact("k8s.pod"))
+    port, prefix = ctx.fact("k8s.prometheus_web")
+    try:
+        status, body = proxy_get(ctx.fact("k8s.api"), ns, name, port, prefix + "api/v1/status/config")
+    except Unreachable:
+        return None
+    if status != 200:
+        return None
+    try:
+        text = (json.loads(body).get("data") or {}).get("yaml")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(text, str):
+        return None
+    return RemoteWriteConfig(f"running config of {ns}/{name} (/api/v1/status/config)", remote_write_from_yaml(text),
+                             cr_name_for(ctx.fact("k8s.pod")))
+
+
 @fact("k8s.remote_write_config", scope="target")
 def remote_write_config(ctx: FactContext) -> RemoteWriteConfig:
     """Prometheus's ``remote_write`` targets: CR ``spec.remoteWrite``, else the generated Secret, else a ConfigMap."""
@@ -165,8 +189,8 @@ def remote_write_config(ctx: FactContext) -> RemoteWriteConfig:
         cr = None
     if cr is not None:
         spec = cr.get("spec") or {}
-        return RemoteWriteConfig(f"Prometheus {ns}/{cr_name} spec.remoteWrite", _entries(spec.get("remoteWrite"), "url"),
-                                 cr_name)
+        return RemoteWriteConfig(f"Prometheus {ns}/{cr_name} spec.remoteWrite",
+                                 _entries(spec.get("remoteWrite"), "url"), cr_name)
     if cr_name:
         try:
             found = _from_secret(client, ns, cr_name)
@@ -174,9 +198,16 @@ def remote_write_config(ctx: FactContext) -> RemoteWriteConfig:
             denied.append(exc.needs)
             found = None
         if found is not None:
-            return RemoteWriteConfig(found.source, found.urls, cr_name, tuple(notes + [
-                f"read from the generated secret ({'; '.join(denied)} was denied)" if denied else
-                "no Prometheus CR found; read the operator's generated secret"]))
+            why = (f"read from the generated secret ({'; '.join(denied)} was denied)" if denied else
+                   "no Prometheus CR found; read the operator's generated secret")
+            return RemoteWriteConfig(found.source, found.urls, cr_name, (*notes, why))
+    try:
+        found = _from_running_config(ctx)
+    except AccessDenied as exc:
+        denied.append(exc.needs)
+        found = None
+    if found is not None:
+        return found
     try:
         found = _from_configmap(client, pod, ctx.fact("k8s.prometheus_container"))
     except AccessDenied as exc:

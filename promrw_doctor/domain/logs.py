@@ -313,7 +313,10 @@ class Signature:
 
 
 def parse_signatures(rows: Iterable[Mapping[str, Any]]) -> list[Signature]:
-    """Validate and compile table rows (``source``, ``pattern``, ``code``, ``meaning``). ``ValueError`` names the row."""
+    """Validate and compile table rows (``source``, ``pattern``, ``code``, ``meaning``).
+
+    ``ValueError`` names the offending row.
+    """
     out: list[Signature] = []
     for i, row in enumerate(rows):
         where = f"log signature #{i + 1}"

@@ -231,20 +231,29 @@ class LabWorld:
         self.placeholders.lab_dir = str(self.workdir)
         self._check_switches()
 
+        from concurrent.futures import ThreadPoolExecutor
+
         from .pki import CertificateAuthority
         from .tokens import OidcIssuer, TokenIssuer
 
-        ca = CertificateAuthority.create()
-        ca.write_bundle(self.ca_bundle)
-        server_cert = ca.issue_server((LOOPBACK, "localhost"))
-        tls = server_cert.ssl_context()
-        self.issuer = TokenIssuer(self.tenant_id)
         cluster = (self.scenario.azure.get("clusters") or [{}])[0]
         region = str(cluster.get("location") or "eastus")
-        self.oidc = OidcIssuer(f"https://{region}.oic.prod-aks.azure.com/{self.tenant_id}/{uuid.uuid4()}/")
-        t = self._step("pki", t)
-        self._make_certificates()
-        t = self._step("client_certificates", t)
+        # RSA key generation dominates start-up and releases the GIL: make the keys side by side.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="lab-keys") as pool:
+            issuer = pool.submit(TokenIssuer, self.tenant_id)
+            oidc = pool.submit(OidcIssuer, f"https://{region}.oic.prod-aks.azure.com/{self.tenant_id}/{uuid.uuid4()}/")
+            certs = pool.submit(self._make_certificates)
+
+            def _tls() -> Any:
+                ca = CertificateAuthority.create()
+                ca.write_bundle(self.ca_bundle)
+                return ca.issue_server((LOOPBACK, "localhost")).ssl_context()
+
+            tls = pool.submit(_tls).result()
+            self.issuer = issuer.result()
+            self.oidc = oidc.result()
+            certs.result()
+        t = self._step("keys", t)
 
         self._server = LabServer().start()
         # The workspace store first: ingestion and query are built pointing at it.

@@ -26,7 +26,8 @@ class SpcObject:
     name: str
     alias: str | None
     type: str | None
-    line: int
+    line: int  # line of objectName
+    type_line: int = 0  # line of objectType (0: not written)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,13 +88,18 @@ def parse_spc_objects(doc: LintDocument) -> tuple[list[SpcObject], str | None]:
         if not isinstance(obj, Mapping) or not obj.get("objectName"):
             return out, f"objects array item {i} has no objectName"
         name = str(obj["objectName"]).strip()
-        offset = next((n for n, line in enumerate(lines) if "objectName" in line and name in line), 0)
+        offset = next((n for n, text_line in enumerate(lines) if "objectName" in text_line and name in text_line), 0)
+        end = next((n for n in range(offset + 1, len(lines)) if "objectName" in lines[n]), len(lines))
+        type_offset = next((n for n in range(offset, end) if "objectType" in lines[n]), None)
         # A block scalar's value starts on the line after "objects: |".
-        line = base_line + 1 + offset if doc.get("spec", "parameters", "objects", default="").count("\n") else base_line
+        multi_line = "\n" in text.strip()
+        line = base_line + 1 + offset if multi_line else base_line
+        type_line = base_line + 1 + type_offset if multi_line and type_offset is not None else 0
         alias = obj.get("objectAlias")
         otype = obj.get("objectType")
         out.append(SpcObject(name=name, alias=str(alias).strip() if alias else None,
-                             type=str(otype).strip() if otype else None, line=line, raw=dict(obj)))
+                             type=str(otype).strip() if otype else None, line=line, type_line=type_line,
+                             raw=dict(obj)))
     return out, None
 
 

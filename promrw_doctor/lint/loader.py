@@ -126,6 +126,18 @@ class LintDocument:
         full = self.base + tuple(path)
         return self.value_lines.get(full) or self.line(*path)
 
+    def line_of_text(self, *path: str | int, needle: str) -> int:
+        """Line of ``needle`` inside a multi-line string value (block scalar); else :meth:`line`.
+
+        A block scalar's content starts on the line after its ``|``/``>`` indicator.
+        """
+        value = self.get(*path)
+        if isinstance(value, str) and "\n" in value.rstrip("\n") and needle:
+            for i, text in enumerate(value.splitlines()):
+                if needle in text:
+                    return self.value_line(*path) + 1 + i
+        return self.line(*path)
+
     def loc(self, *path: str | int) -> str:
         """``file:line`` of ``path``: the ``location`` of a static finding."""
         return f"{self.file}:{self.line(*path)}"

@@ -357,3 +357,24 @@ def to_yaml(value: Any) -> str:
     import yaml
 
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=200).rstrip()
+
+
+_SECRET_NAME = re.compile(r"(?i)(secret|password|passwd|token|private[_-]?key|api[_-]?key|access[_-]?key|"
+                          r"connection[_-]?string|sas|credential)")
+
+
+def is_secret_path(doc: LintDocument, path: Path) -> bool:
+    """Does the value at ``path`` hold a secret (a secret-named key, or the value of a secret-named env)?
+
+    Lint evidence quotes values; these must never be quoted.
+    """
+    if not path:
+        return False
+    last = path[-1]
+    if isinstance(last, str) and last != "value" and _SECRET_NAME.search(last):
+        return True
+    if last == "value" and len(path) >= 3 and isinstance(path[-2], int):
+        item = doc.get(*path[:-1])
+        name = item.get("name") if isinstance(item, Mapping) else None
+        return isinstance(name, str) and bool(_SECRET_NAME.search(name))
+    return False

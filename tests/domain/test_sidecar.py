@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from promrw_doctor.domain.clouds import USGOV, profile_from_dict
@@ -24,7 +26,7 @@ URL = (
 BASE = {"INGESTION_URL": URL, "LISTENING_PORT": "8081"}
 
 
-def kinds(env: dict[str, str | None], **kw: object) -> list[tuple[str, str]]:
+def kinds(env: Mapping[str, str | None], **kw: object) -> list[tuple[str, str]]:
     return [(p.field, p.kind) for p in env_problems(env, **kw)]  # type: ignore[arg-type]
 
 

@@ -58,9 +58,14 @@ def _sender(tmp: Path, url: str, cluster: str) -> PrometheusProcess:
         extra_remote_write={"remote_timeout": "5s"})
 
 
-def _count(proc: PrometheusProcess, selector: str, window_s: int, at: float) -> int:
-    res = proc.query(f"sum(count_over_time({selector}[{window_s}s]))", at=at)
-    return int(float(res[0]["value"][1])) if res else 0
+def _samples(proc: PrometheusProcess, selector: str, window_s: int, at: float) -> set[tuple[Any, ...]]:
+    """Every raw sample in the window: (series labels without cluster, timestamp, value)."""
+    out: set[tuple[Any, ...]] = set()
+    for series in proc.query(f"{selector}[{window_s}s]", at=at):
+        labels = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "cluster"))
+        for ts, value in series["values"]:
+            out.add((labels, ts, value))
+    return out
 
 
 def _metric(proc: PrometheusProcess, name: str) -> float:
@@ -69,19 +74,21 @@ def _metric(proc: PrometheusProcess, name: str) -> float:
 
 
 def _assert_nothing_lost(sender: PrometheusProcess, receiver: PrometheusProcess, cluster: str,
-                         start: float, end: float) -> int:
+                         start: float, end: float, patience: float = 30.0) -> int:
     window = int(end - start)
-    want = _count(sender, '{job="prometheus"}', window, end)
-    assert want > 500
-    deadline = time.monotonic() + 30
-    got = -1
+    want = _samples(sender, '{job="prometheus"}', window, end)
+    assert len(want) > 1000
+    deadline = time.monotonic() + patience
+    got: set[tuple[Any, ...]] = set()
     while time.monotonic() < deadline:
-        got = _count(receiver, f'{{job="prometheus",cluster="{cluster}"}}', window, end)
+        got = _samples(receiver, f'{{job="prometheus",cluster="{cluster}"}}', window, end)
         if got >= want:
             break
         time.sleep(0.5)
-    assert got == want, f"receiver has {got} of the {want} samples the sender scraped in {window}s"
-    return want
+    missing = want - got
+    assert not missing, (f"receiver lacks {len(missing)} of the {len(want)} samples the sender scraped in "
+                         f"{window}s, e.g. {sorted(missing)[:3]}")
+    return len(want)
 
 
 def _stats(fwd: Any) -> str:
@@ -141,6 +148,28 @@ def test_nothing_lost_while_the_role_assignment_propagates(chain_emu: Emulators,
         end = time.time() - 1
         _assert_nothing_lost(sender, receiver, "chain-rbac", sender_started, end)
         assert _metric(sender, "prometheus_remote_storage_samples_failed_total") == 0
+    finally:
+        sender.stop()
+        stop_forwarder(lab, fwd)
+
+
+def test_passing_403_through_loses_the_window(chain_emu: Emulators, lab: LabServer, receiver: PrometheusProcess,
+                                              tmp_path: Path) -> None:
+    """The contrast that justifies the default: Prometheus drops every batch answered 403."""
+    world = chain_emu.world
+    world.state.role_assignments.clear()
+    world.state.role_propagation = timedelta(seconds=9)
+    world.grant(world.uami.principal_id, age=timedelta(0))
+    fwd = start_forwarder(lab, forwarder_config(chain_emu.env(), pass_through_4xx=True))
+    sender = _sender(tmp_path, forwarder_url(fwd), "chain-drop")
+    sender_started = time.time()
+    try:
+        receiver.wait_for('up{cluster="chain-drop"}', timeout=45)
+        time.sleep(2)
+        end = time.time() - 1
+        with pytest.raises(AssertionError, match="receiver lacks"):
+            _assert_nothing_lost(sender, receiver, "chain-drop", sender_started, end, patience=3)
+        assert _metric(sender, "prometheus_remote_storage_samples_failed_total") > 0
     finally:
         sender.stop()
         stop_forwarder(lab, fwd)

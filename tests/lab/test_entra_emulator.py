@@ -391,3 +391,22 @@ def test_token_endpoint_fault_queue(entra_ep, lab_pki: LabPki, world: World) -> 
         requests.post(url, data=form, verify=str(lab_pki.ca_bundle), timeout=5)
     assert requests.post(url, data=form, verify=str(lab_pki.ca_bundle), timeout=5).status_code == 200
     assert [r.outcome for r in entra.request_log(app)] == ["forced", "reset", "ok"]  # type: ignore[arg-type]
+
+
+def test_v1_token_endpoint_with_resource(entra_ep, lab_pki: LabPki, world: World) -> None:
+    ep, _ = entra_ep
+    r = requests.post(
+        f"{ep.url}/{TENANT}/oauth2/token",
+        verify=str(lab_pki.ca_bundle),
+        timeout=5,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": world.app.app_id,
+            "client_secret": world.secret,
+            "resource": "https://monitor.azure.com/",
+        },
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["resource"] == INGESTION_AUDIENCE
+    assert body["expires_on"].isdigit() and body["expires_in"].isdigit()
+    assert world.issuer.verify(body["access_token"], audiences=[INGESTION_AUDIENCE])["oid"] == world.app.sp_object_id

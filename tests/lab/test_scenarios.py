@@ -328,3 +328,40 @@ def test_with_denials_adds_to_the_world() -> None:
     assert s.azure["doctor_denied"] == ["arm:roleAssignments/read", "graph:Application.Read.All"]
     assert s.kubernetes["deny"] == [{"verb": "list", "resource": "secrets"}]
     assert load_scenario("doctor-no-role-read").kubernetes["deny"] == []
+
+
+# ----------------------------------------------------------------------------- CLI
+def _cli(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "promrw_doctor", "lab", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_lab_scenarios_lists_every_runnable_world() -> None:
+    out = _cli("scenarios", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    listed = {i["name"]: i for i in json.loads(out.stdout)}
+    assert sorted(listed) == sorted(SHIPPED)
+    assert listed["role-missing"]["expected_root_causes"] == ["ROLE_ASSIGNMENT_MISSING"]
+    table = _cli("scenarios").stdout.splitlines()
+    assert table[0].split()[:2] == ["SCENARIO", "VARIANT"]
+    assert any(line.startswith("selector-mismatch ") for line in table)
+
+
+@pytest.mark.parametrize("command", ["up", "run"])
+def test_cli_bad_scenario_is_one_line_exit_2(command: str, tmp_path: Path) -> None:
+    out = _cli(command, "--scenario", "no-such-world")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "unknown scenario 'no-such-world'" in out.stderr
+    _write(tmp_path, "t", _minimal("t", traffic="yes"))
+    out = _cli(command, "--scenario", "t", "--scenario-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert "$.traffic: expected a boolean, got string" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_bad_deny_option_is_exit_2() -> None:
+    out = _cli("up", "--deny-kube", "delete:pods")
+    assert out.returncode == 2 and "--deny-kube 'delete:pods'" in out.stderr
