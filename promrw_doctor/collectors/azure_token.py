@@ -17,6 +17,7 @@ Fact (target scope): ``azure.sidecar_token`` (:class:`SidecarToken`).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +118,21 @@ def _in_cluster_settings(ctx: FactContext, variant: str, settings: SidecarSettin
     return None
 
 
+def _quiet_sdk_logs() -> None:
+    """azure-identity logs each refusal at WARNING; without a handler Python prints it raw to stderr
+    (multi-line, mid-report). The finding carries the same cause, one line and redacted; an
+    application that configures logging still receives the records."""
+    for name in ("azure.identity", "msal"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
 def acquire(identity_settings: Any, how: str) -> SidecarToken:
     """One token request; keep its claims (or the one-line, redacted cause), drop the token."""
     from ..identity.credentials import TokenSource
+
+    _quiet_sdk_logs()
     from ..identity.errors import TokenError
 
     source = TokenSource(identity_settings)

@@ -286,7 +286,7 @@ def test_world_with_store_seeds_data_and_leaves_no_process() -> None:
                          headers={"Authorization": f"Bearer {token}"}, verify=str(w.ca_bundle), timeout=10)
         assert r.status_code == 200, r.text
         assert float(r.json()["data"]["result"][0]["value"][1]) >= 1
-        urls = list(w.endpoints.values()) + [w.receiver.url]
+        urls = [*w.endpoints.values(), w.receiver.url]
     assert not workdir.exists()
     assert _processes_under(workdir) == []
     assert not any(_port_open(u) for u in urls if u.startswith("http"))
