@@ -181,3 +181,60 @@ def diagnose(
         options=EngineOptions(check_timeout_s=check_timeout_s, on_result=on_result),
         context=dict(context_info),
     )
+
+
+def probe(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    pod: str | None = None,
+    ingestion_url: str | None = None,
+    identity_type: str | None = None,
+    client_id: str | None = None,
+    tenant_id: str | None = None,
+    audience: str | None = None,
+    federated_token_file: str | None = None,
+    cluster: str | None = None,
+    as_me: bool = False,
+    query_endpoint: str | None = None,
+    timeout_s: float | None = None,
+    cloud: str | None = None,
+    cloud_config: str | None = None,
+    tenant: str | None = None,
+    subscription: str | None = None,
+    client_certificate: str | None = None,
+    client_certificate_password: str | None = None,
+    identity_env: dict[str, str] | None = None,
+    with_checks: bool = False,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    checks_dirs: Sequence[str | Path] = (),
+    check_timeout_s: float = 30.0,
+    options: dict[str, Any] | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """End-to-end synthetic probe: a canary through the forwarder's path, confirmed in the workspace.
+
+    Writes exactly one sample of ``promrw_doctor_canary{cluster, source="promrw-doctor"}``
+    per target. Discovery (``context``/``namespace``/``pod``, like :func:`diagnose`) probes
+    with each found sidecar's settings; ``ingestion_url`` (+ ``identity_type``, ``client_id``,
+    ...) probes explicit settings without a cluster. ``as_me`` sends with the doctor's own
+    credential. ``query_endpoint`` overrides the workspace's; ``timeout_s`` is the deadline
+    (default 10 min against Azure). ``identity_env`` hands over the pod's identity context
+    (the lab: :func:`promrw_doctor.probe.lab.lab_probe_options`). ``with_checks`` also runs
+    every live check, so failed stages rank under the check that explains them.
+    Bad input (a timeout <= 0, an unusable ``query_endpoint``) raises ``InputError``.
+    """
+    from .probe.command import probe_report
+
+    settings = {"ingestion_url": ingestion_url, "identity_type": identity_type, "client_id": client_id,
+                "tenant_id": tenant_id, "audience": audience, "federated_token_file": federated_token_file}
+    return probe_report(
+        registry=registry(checks_dirs), kubeconfig=kubeconfig, context=context, namespace=namespace, pod=pod,
+        settings=settings, as_me=as_me, query_endpoint=query_endpoint, timeout_s=timeout_s, cluster=cluster,
+        cloud=cloud, cloud_config=cloud_config, tenant=tenant, subscription=subscription,
+        client_certificate=client_certificate, client_certificate_password=client_certificate_password,
+        identity_env=identity_env, with_checks=with_checks, only=only, skip=skip, check_timeout_s=check_timeout_s,
+        options=options, on_result=on_result,
+    )

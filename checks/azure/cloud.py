@@ -104,8 +104,8 @@ def workspace_quota(ctx: Any) -> Any:
 
 
 @check(id="azure.query-access", title="The doctor's identity can query the workspace (for --probe)",
-       category="azure", severity="medium", codes=["QUERY_ACCESS_MISSING"], depends_on=["azure.dcr-found"],
-       needs=["azure.query_access", "azure.dcr"], tags=["azure", "probe", "rbac"])
+       category="azure", severity="medium", codes=["QUERY_ACCESS_MISSING"],
+       needs=["azure.query_access"], tags=["azure", "probe", "rbac"])
 def query_access(ctx: Any) -> Any:
     """With ``--probe``: the identity running the doctor can read the workspace's Prometheus query endpoint
     (Monitoring Data Reader on the workspace), with one ``vector(1)`` query.
@@ -120,7 +120,8 @@ def query_access(ctx: Any) -> Any:
     if access.ok:
         return ctx.passed("the doctor's identity can query the workspace", evidence=evidence)
     if access.status == 403:
-        ws_id = (ctx.fact("azure.dcr").workspace_ids or ["<workspace id>"])[0]
+        ws = ctx.try_fact("azure.workspace") or {}
+        ws_id = ws.get("id") or "<workspace id>"
         return ctx.warn("QUERY_ACCESS_MISSING",
                         "the doctor's identity may not query the workspace (403): --probe cannot confirm its "
                         "canary arrived", evidence=evidence,

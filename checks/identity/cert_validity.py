@@ -53,9 +53,12 @@ def certificates_in_use(ctx: Any) -> tuple[list[InUse], list[str], Any, Any]:
 
 
 def _thresholds(ctx: Any) -> tuple[float, float]:
-    warn = ctx.option("cert_warn_days", DEFAULT_WARN_DAYS)
-    high = ctx.option("cert_critical_days", None) or ctx.option("cert_high_days", DEFAULT_HIGH_DAYS)
-    return float(warn if warn is not None else DEFAULT_WARN_DAYS), float(high)
+    warn = ctx.option("cert_warn_days")
+    high = ctx.option("cert_critical_days")
+    if high is None:
+        high = ctx.option("cert_high_days")
+    return (float(warn) if warn is not None else DEFAULT_WARN_DAYS,
+            float(high) if high is not None else DEFAULT_HIGH_DAYS)
 
 
 @check(id="identity.certificate-validity", title="The client certificate is valid and not about to expire",

@@ -103,6 +103,8 @@ def pod_identity_label(ctx: Any) -> Any:
     selectors = sorted({str(selector_of(b)[0]) for b in (view.bindings if view else ()) if selector_of(b)[0]})
     wanted = selectors[0] if len(selectors) == 1 else "<binding-selector>"
     fix = [f"kubectl -n {ns} label pod {name} {LABEL_KEY}={wanted} --overwrite",
+           f"Helm values (kube-prometheus-stack), so the label survives the next rollout: "
+           f"prometheus: {{prometheusSpec: {{podMetadata: {{labels: {{{LABEL_KEY}: {wanted}}}}}}}}}",
            helm_set(ns, release, {f"prometheus.prometheusSpec.podMetadata.labels.{LABEL_KEY}": wanted})]
     value = labels.get(LABEL_KEY)
     if value is None or not str(value).strip():

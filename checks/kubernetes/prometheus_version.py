@@ -5,22 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from promrw_doctor.core import Skip, Unknown, check
-from promrw_doctor.domain.images import minimum_prometheus_version, prometheus_version_problem
+from promrw_doctor.domain.images import (
+    minimum_prometheus_version,
+    parse_prometheus_version,
+    prometheus_version_problem,
+)
 
 from ._common import helm_release, pod_of
 
 
 def observed_version(buildinfo: Any, metrics: Any, status_image: str | None, spec_image: str | None,
                      cr_version: str | None) -> tuple[str | None, str]:
-    """(version, where it came from), most authoritative first: what the process says, then images."""
-    if isinstance(buildinfo, dict) and buildinfo.get("version"):
-        return str(buildinfo["version"]), "/api/v1/status/buildinfo"
-    if metrics is not None and getattr(metrics, "version", None):
-        return str(metrics.version), "prometheus_build_info"
-    for value, where in ((status_image, "running image"), (spec_image, "container image"),
-                         (cr_version, "Prometheus CR spec.version")):
-        if value:
-            return value, where
+    """(version, where it came from), most authoritative first: what the process says, then images.
+
+    Only values that read as a version count (``latest`` or a digest-only image tell nothing).
+    """
+    candidates = (
+        ((buildinfo or {}).get("version") if isinstance(buildinfo, dict) else None, "/api/v1/status/buildinfo"),
+        (getattr(metrics, "version", None), "prometheus_build_info"),
+        (status_image, "running image"), (spec_image, "container image"), (cr_version, "Prometheus CR spec.version"),
+    )
+    for value, where in candidates:
+        parsed = parse_prometheus_version(str(value)) if value else None
+        if parsed is not None:
+            return str(parsed), where
     return None, ""
 
 

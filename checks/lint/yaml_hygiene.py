@@ -52,7 +52,7 @@ def typographic_quotes(ctx: CheckContext) -> list[Finding]:
     """
     out: list[Finding] = []
     for doc in _docs(ctx):
-        if doc.kind == KIND_UNKNOWN:
+        if doc.kind == KIND_UNKNOWN or not doc.mentions(*TYPOGRAPHIC_QUOTES):
             continue
         count = 0
         for path, key in iter_keys(doc.data):
@@ -144,7 +144,7 @@ def placeholders(ctx: CheckContext) -> list[Finding]:
     out: list[Finding] = []
     for doc in _docs(ctx):
         scope = _placeholder_scope(doc)
-        if scope is None:
+        if scope is None or not doc.mentions("<"):
             continue
         data, prefix = scope
         count = 0
@@ -230,7 +230,7 @@ def duplicate_keys(ctx: CheckContext) -> list[Finding]:
         if doc.kind == KIND_UNKNOWN:
             continue
         for path, first, second in doc.duplicates:
-            rel = path[len(doc.base):]
+            rel = path
             out.append(ctx.fail(
                 "MANIFEST_DUPLICATE_KEY",
                 f"{doc.label}: {_dotted(rel)} is defined twice (lines {first} and {second}); "

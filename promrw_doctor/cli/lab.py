@@ -161,6 +161,10 @@ def _diagnose(world: Any, probe: bool, check_timeout: float) -> Any:
         "tenant": world.tenant_id, "subscription": world.subscription_id, "probe": probe,
         "check_timeout_s": check_timeout, "options": {"subscriptions": [world.subscription_id]},
     }
+    if probe:
+        # In the lab the doctor may stand where the sidecar stands: same env, files and IMDS.
+        kwargs["probe_options"] = {"identity_env": world.forwarder_env(),
+                                   "identity_context": f"the lab pod's identity context ({world.scenario.name})"}
     params = inspect.signature(api.diagnose).parameters
     if "env" in params:
         kwargs["env"] = env
@@ -207,30 +211,58 @@ def run(names: tuple[str, ...], scenario_dirs: tuple[Path, ...], output: str, pr
         got = sorted({rc.code for rc in report.root_causes})
         expected = sorted(scenario.expected_root_causes)
         match = got == expected
-        results.append({"scenario": scenario.name, "variant": scenario.variant, "expected_root_causes": expected,
-                        "root_causes": got, "match": match, "startup_s": round(startup, 3)})
+        entry: dict[str, Any] = {"scenario": scenario.name, "variant": scenario.variant,
+                                 "expected_root_causes": expected, "root_causes": got,
+                                 "startup_s": round(startup, 3)}
+        if probe and scenario.probe_stage:
+            stage = probe_stage(report)
+            entry.update(expected_probe_stage=scenario.probe_stage, probe_stage=stage)
+            match = match and stage == scenario.probe_stage
+        entry["match"] = match
+        results.append(entry)
         if output == "json":
             results[-1]["report"] = report.to_dict()
             continue
-        click.echo(f"=== lab scenario {scenario.name} ({scenario.variant}): {scenario.description}")
+        # JUnit goes to stdout alone (one XML document per scenario); the verdicts to stderr.
+        to_err = output == "junit"
+        click.echo(f"=== lab scenario {scenario.name} ({scenario.variant}): {scenario.description}", err=to_err)
         click.echo(render(report, output, color=False))
-        click.echo(_verdict_line(scenario.name, got, expected))
-        click.echo("")
+        click.echo(_verdict_line(scenario.name, got, expected, entry), err=to_err)
+        click.echo("", err=to_err)
     if output == "json":
         click.echo(json.dumps({"scenarios": results, "matched": sum(r["match"] for r in results),
                                "total": len(results)}, indent=2, default=str))
     else:
         ok = sum(r["match"] for r in results)
-        click.echo(f"{ok}/{len(results)} scenario(s) diagnosed as expected.")
+        to_err = output == "junit"
+        click.echo(f"{ok}/{len(results)} scenario(s) diagnosed as expected.", err=to_err)
         for r in results:
             if not r["match"]:
-                click.echo(_verdict_line(r["scenario"], r["root_causes"], r["expected_root_causes"]))
+                click.echo(_verdict_line(r["scenario"], r["root_causes"], r["expected_root_causes"], r), err=to_err)
     sys.exit(0 if all(r["match"] for r in results) else 1)
 
 
-def _verdict_line(name: str, got: list[str], expected: list[str]) -> str:
+def probe_stage(report: Any) -> str | None:
+    """Where the canary probe stopped: the first failed stage, ``ok`` when all passed, None if it did not run."""
+    for result in report.results:
+        for finding in result.findings:
+            stages = finding.evidence.get("stages") if isinstance(finding.evidence, dict) else None
+            if not isinstance(stages, list) or not stages:
+                continue
+            failed = next((s for s in stages if isinstance(s, dict) and s.get("result") == "failed"), None)
+            if failed is not None:
+                return str(failed.get("stage"))
+            if all(isinstance(s, dict) and s.get("result") == "ok" for s in stages):
+                return "ok"
+    return None
+
+
+def _verdict_line(name: str, got: list[str], expected: list[str], entry: dict[str, Any]) -> str:
     g = ", ".join(got) or "none"
     e = ", ".join(expected) or "none"
-    if got == expected:
-        return f"MATCH    {name}: root causes [{g}] as expected"
-    return f"MISMATCH {name}: root causes [{g}], expected [{e}]"
+    probe = ""
+    if "expected_probe_stage" in entry:
+        probe = f"; probe stage {entry.get('probe_stage') or 'not run'} (expected {entry['expected_probe_stage']})"
+    if entry.get("match"):
+        return f"MATCH    {name}: root causes [{g}] as expected{probe}"
+    return f"MISMATCH {name}: root causes [{g}], expected [{e}]{probe}"

@@ -13,7 +13,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FORMATS = ("table", "json", "junit", "markdown")
+FORMATS = ("table", "json", "junit", "markdown", "prometheus")
 FAIL_ON = ("fail", "warn", "none", "info", "low", "medium", "high", "critical")
 
 

@@ -26,11 +26,19 @@ from .options import check_output_file, emit, progress_for, report_options
               help="Entra app certificate (PEM/PFX) to test token acquisition as the sidecar.")
 @click.option("--client-certificate-password", envvar="PROMRW_DOCTOR_CERT_PASSWORD",
               help="Password for a PFX certificate (or PROMRW_DOCTOR_CERT_PASSWORD).")
+@click.option("--cert-warn-days", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Warn when the client certificate expires within this many days.")
+@click.option("--cert-critical-days", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              help="Make that warning high severity within this many days.")
+@click.option("--log-analytics-workspace", metavar="ID",
+              help="Log Analytics workspace (customer id or ARM id) holding ContainerLogV2 (default: the AKS "
+                   "cluster's monitoring add-on).")
 @click.option("--probe", is_flag=True, help="Also send a canary sample and confirm it arrives (writes!).")
 @report_options
 def run(kubeconfig: str | None, context: str | None, namespace: str | None, pod: str | None, since: str,
         cloud: str | None, cloud_config: str | None, tenant: str | None, subscription: tuple[str, ...],
-        client_certificate: str | None, client_certificate_password: str | None, probe: bool, output: str,
+        client_certificate: str | None, client_certificate_password: str | None, cert_warn_days: float,
+        cert_critical_days: float, log_analytics_workspace: str | None, probe: bool, output: str,
         output_file: Path | None, no_color: bool, fail_on: str, only: tuple[str, ...], skip: tuple[str, ...],
         checks_dir: tuple[Path, ...], check_timeout: float, verbose: bool) -> None:
     """Find the Prometheus pod with its remote-write sidecar, then check the pod, its
@@ -46,7 +54,9 @@ def run(kubeconfig: str | None, context: str | None, namespace: str | None, pod:
             since=since, client_certificate=client_certificate,
             client_certificate_password=client_certificate_password, probe=probe, only=only, skip=skip,
             checks_dirs=checks_dir, check_timeout_s=check_timeout, on_result=progress,
-            options={"subscriptions": list(subscription)},
+            options={"subscriptions": list(subscription), "cert_warn_days": cert_warn_days,
+                     "cert_critical_days": cert_critical_days,
+                     "log_analytics_workspace": log_analytics_workspace},
         )
     finally:
         if progress is not None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..core.errors import AccessDenied, InputError, NotApplicable, Unreachable
 from ..core.facts import FactContext, fact
-from ..domain.clouds import BUILTIN, CloudProfile, resolve
+from ..domain.clouds import BUILTIN, ENV_CLOUD_CONFIG, CloudProfile, resolve
 from ..domain.ingestion_url import IngestionUrl, UrlProblem, ingestion_url_problems, parse_ingestion_url
 from ..domain.sidecar import SidecarSettings, find_placeholder
 from .azure_http import API_SUBSCRIPTIONS, AzureApiError, AzureHttp, arm_needs
@@ -44,8 +44,18 @@ ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 
 @fact("azure.cloud", scope="run")
 def cloud(ctx: FactContext) -> CloudProfile:
-    """The doctor's cloud profile: ``--cloud-config``/``PROMRW_DOCTOR_CLOUD_CONFIG`` wins, else ``--cloud``."""
-    return resolve(ctx.option("cloud"), ctx.option("cloud_config"))
+    """The doctor's cloud profile: ``--cloud-config``/``PROMRW_DOCTOR_CLOUD_CONFIG`` wins, else ``--cloud``.
+
+    Errors name the profile file (a ``base: mars`` error would otherwise not say where it came from).
+    """
+    path = ctx.option("cloud_config") or os.environ.get(ENV_CLOUD_CONFIG)
+    try:
+        return resolve(ctx.option("cloud"), ctx.option("cloud_config"))
+    except InputError as exc:
+        message = str(exc)
+        if path and not message.startswith("cloud profile"):
+            message = f"cloud profile {path}: {message.removeprefix(str(path) + ': ')}"
+        raise InputError(message) from None
 
 
 def extra_clouds(profile: CloudProfile) -> tuple[CloudProfile, ...]:

@@ -198,6 +198,8 @@ class KubeClient:
         """GET ``path``; return the body of a 2xx. ``ApiError`` for other statuses, ``Unreachable`` when
         nothing answers (refused, DNS, TLS, timeout)."""
         import urllib3
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config.config_exception import ConfigException
 
         params = [(k, v) for k, v in query if v is not None]
         method, url, headers, _body, _post = self.api.param_serialize(
@@ -209,13 +211,14 @@ class KubeClient:
             resp = self.api.call_api(method, url, header_params=headers,
                                      _request_timeout=timeout or self.timeout)
             data = resp.read()
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ConfigException) as exc:
+            # refused, DNS, timeout; a failing exec credential plugin (kubelogin) on token refresh
             raise Unreachable(f"the Kubernetes API server {self.server}", _short(exc)) from None
-        except Exception as exc:  # ApiException(status=0) for TLS errors, exec-plugin failures, ...
-            status = getattr(exc, "status", None)
-            if status == 0 or status is None:
+        except ApiException as exc:  # the REST layer reports TLS failures as status 0
+            if not exc.status:
                 raise Unreachable(f"the Kubernetes API server {self.server}", _short(exc)) from None
-            raise
+            raise ApiError(int(exc.status), str(exc.reason or ""), _status_message(
+                (exc.body or "").encode())[1], path) from None
         status = int(resp.status)
         if 200 <= status < 300:
             return bytes(data or b"")

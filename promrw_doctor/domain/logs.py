@@ -80,8 +80,8 @@ def parse_rfc3339(text: str) -> float | None:
         value = f"{value[:-2]}:{value[-2:]}"
     if "." in value:  # Python 3.11 accepts at most 6 fractional digits
         head, _, rest = value.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        value = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        digits = re.match(r"\d*", rest).group(0)  # type: ignore[union-attr]
+        value = f"{head}.{digits[:6]}{rest[len(digits):]}" if digits else head + rest
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -147,6 +147,7 @@ class LabWorld:
         self._started = False
         self._sidecar_history = ""
         self._lock = threading.Lock()
+        self._reserved: list[socket.socket] = []
 
     # ------------------------------------------------------------------ files
     @property
@@ -213,6 +214,20 @@ class LabWorld:
         self.timings.total = time.perf_counter() - t0
         return self
 
+    def _reserve_port(self) -> int:
+        """A loopback port held for this world until it closes.
+
+        The socket is bound with SO_REUSEADDR but never listens: connecting to it is refused
+        (a dead NMI, a wrong remote-write port), nobody else can take it, and an emulator may
+        still bind it (aiohttp sets SO_REUSEADDR too; Linux allows that while no one listens).
+        Picking a free port and releasing it would race with every other process on the box.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, 0))
+        self._reserved.append(sock)
+        return int(sock.getsockname()[1])
+
     def _step(self, name: str, t: float) -> float:
         now = time.perf_counter()
         self.timings.steps[name] = round(now - t, 4)
@@ -268,6 +283,7 @@ class LabWorld:
         self._seed_workspace()
         t = self._step("seed", t)
         self._start_kube(tls)
+        self._write_federated_token()
         t = self._step("kube", t)
         if self.traffic:
             self._start_traffic()
@@ -307,6 +323,10 @@ class LabWorld:
         if self.receiver is not None:
             with contextlib.suppress(Exception):
                 self.receiver.stop()
+        for sock in self._reserved:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._reserved.clear()
         if self._own_dir and not self.keep and self.workdir != Path() and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         _LIVE.discard(self)
@@ -537,7 +557,7 @@ class LabWorld:
         # scope from the endpoint it calls), and placeholders need the URLs before the state is final.
         names = ["entra", "arm", "graph", "keyvault", "metrics", "imds",
                  *(f"ingestion:{d.name}" for d in st.dces), *(f"query:{w.name}" for w in st.workspaces)]
-        ports = {n: _closed_port() for n in names}
+        ports = {n: self._reserve_port() for n in names}
         url = {n: f"{'http' if n == 'imds' else 'https'}://{LOOPBACK}:{p}" for n, p in ports.items()}
         authority = url["entra"]
         self.placeholders.authority_host = authority + "/"
@@ -569,7 +589,7 @@ class LabWorld:
                 st, self.issuer, dce, receiver_url=store, audience=base.ingestion_audience, authority=authority)
         for ws in st.workspaces:
             apps[f"query:{ws.name}"] = query.make_app(
-                st, self.issuer, ws, receiver_url=store or f"http://{LOOPBACK}:{_closed_port()}",
+                st, self.issuer, ws, receiver_url=store or f"http://{LOOPBACK}:{self._reserve_port()}",
                 audience=base.query_audience, authority=authority)
         if pod_identity and not st.nmi_running:
             # NMI down: nothing listens behind the iptables redirect -> connection refused.
@@ -658,7 +678,11 @@ class LabWorld:
 
     # ------------------------------------------------------------------ traffic
     def forwarder_env(self) -> dict[str, str]:
-        """The sidecar's env as the forwarder process gets it: pod paths mapped into the run directory."""
+        """The sidecar's env as the forwarder process gets it: pod paths mapped into the run directory.
+
+        This is also "the pod's identity context" the doctor's canary probe needs
+        (``probe_options["identity_env"]``): in the lab the doctor can stand where the sidecar stands.
+        """
         env = {k: v for k, v in materialise(self.scenario.sidecar_env(), self.placeholders).items()}
         for key in ("AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE"):
             if env.get(key, "").startswith("/"):
@@ -668,6 +692,7 @@ class LabWorld:
         return env
 
     def _write_federated_token(self) -> None:
+        """The projected service-account token the kubelet keeps in a workload-identity pod."""
         env = self.scenario.sidecar_env()
         path = env.get("AZURE_FEDERATED_TOKEN_FILE")
         if not path:
@@ -684,7 +709,6 @@ class LabWorld:
     def _start_traffic(self) -> None:
         from .prometheus import PrometheusProcess
 
-        self._write_federated_token()
         sidecar = self.scenario.sidecar_container()
         if sidecar is not None:
             self._start_forwarder()
@@ -711,7 +735,7 @@ class LabWorld:
         port = _port_of(urls[0]) if urls else None
         if self.forwarder_url and port is not None and str(port) == listening:
             return self.forwarder_url + "/api/v1/write"
-        return f"http://{LOOPBACK}:{_closed_port()}/api/v1/write"
+        return f"http://{LOOPBACK}:{self._reserve_port()}/api/v1/write"
 
     def _start_forwarder(self) -> None:
         env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH") if k in os.environ}
@@ -843,13 +867,6 @@ def _graph_audience(cloud: str) -> str:
 
 def _keyvault_audience(cloud: str) -> str:
     return "https://vault.usgovcloudapi.net" if cloud == "usgov" else "https://vault.azure.net"
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound then released): connection refused, like a dead NMI."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def _port_of(url: str) -> int | None:

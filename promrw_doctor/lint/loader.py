@@ -18,8 +18,8 @@ exit 2) before any check runs:
 - only documents promrw-doctor does not understand (the error names the kinds seen and the
   kinds understood).
 
-Each document keeps the safe-loaded data and a path -> line index built from the composed
-nodes, so every finding can say ``file:line``.
+Each document keeps the safe-loaded data and its composed node graph, from which the line
+of any key or value is looked up along its path, so every finding can say ``file:line``.
 """
 
 from __future__ import annotations
@@ -72,10 +72,13 @@ class LoadLimits:
 
 @dataclass
 class LintDocument:
-    """One YAML document (or one item of a ``kind: List``) with its source position index.
+    """One YAML document (or one item of a ``kind: List``) with its source positions.
 
-    ``base`` is the path of this document inside the YAML document it came from (non-empty
-    only for ``List`` items); all ``path`` arguments are relative to ``data``.
+    ``data`` is what ``yaml.safe_load`` gives. Positions come from the composed node graph
+    (``root``), looked up lazily along the requested path, so indexing costs nothing for
+    documents whose lines are never asked for. ``base`` is the path of this document inside
+    the YAML document it came from (non-empty only for ``List`` items); all ``path``
+    arguments are relative to ``data``.
     """
 
     file: str
@@ -83,10 +86,11 @@ class LintDocument:
     data: Any
     kind: str
     start_line: int
-    key_lines: dict[Path, int] = field(default_factory=dict, repr=False)
-    value_lines: dict[Path, int] = field(default_factory=dict, repr=False)
-    duplicates: list[tuple[Path, int, int]] = field(default_factory=list, repr=False)
+    root: Node | None = field(default=None, repr=False)
     base: Path = ()
+    source_text: str = field(default="", repr=False)  # the whole input text (shared, not copied)
+    _entries_cache: dict[int, dict[Any, tuple[int, Node]]] = field(default_factory=dict, repr=False)
+    _duplicates: list[tuple[Path, int, int]] | None = field(default=None, repr=False)
 
     # -- data access
     def get(self, *path: str | int, default: Any = None) -> Any:
@@ -106,25 +110,47 @@ class LintDocument:
         return self.get(*path, default=sentinel) is not sentinel
 
     # -- positions
+    def _entries(self, node: MappingNode) -> dict[Any, tuple[int, Node]]:
+        """``key -> (line of the key, value node)`` of a mapping node; the last duplicate wins, as in safe_load."""
+        cached = self._entries_cache.get(id(node))
+        if cached is None:
+            cached = {}
+            for key_node, value_node in node.value:
+                cached[_hashable(_key_of(key_node))] = (key_node.start_mark.line + 1, value_node)
+            self._entries_cache[id(node)] = cached
+        return cached
+
+    def _walk(self, path: Path) -> tuple[int, Node | None, bool]:
+        """Follow ``path`` from the root: ``(best line, node reached, whole path found)``."""
+        node = self.root
+        best = self.start_line
+        if node is None:
+            return best, None, False
+        for p in path:
+            if isinstance(node, MappingNode):
+                entry = self._entries(node).get(_hashable(p))
+                if entry is None:
+                    return best, node, False
+                best, node = entry
+            elif isinstance(node, SequenceNode) and isinstance(p, int) and -len(node.value) <= p < len(node.value):
+                node = node.value[p]
+                best = node.start_mark.line + 1
+            else:
+                return best, node, False
+        return best, node, True
+
     def line(self, *path: str | int) -> int:
         """Line (1-based) of the key at ``path`` (or of the item, for list indices).
 
         Falls back to the nearest ancestor that has a line, so it always answers.
         """
-        full = self.base + tuple(path)
-        while True:
-            if full in self.key_lines:
-                return self.key_lines[full]
-            if full in self.value_lines:
-                return self.value_lines[full]
-            if not full:
-                return self.start_line
-            full = full[:-1]
+        best, _, _ = self._walk(self.base + tuple(path))
+        return best
 
     def value_line(self, *path: str | int) -> int:
         """Line of the value at ``path`` (differs from :meth:`line` for block scalars and nested maps)."""
-        full = self.base + tuple(path)
-        return self.value_lines.get(full) or self.line(*path)
+        best, node, found = self._walk(self.base + tuple(path))
+        return node.start_mark.line + 1 if found and node is not None else best
 
     def line_of_text(self, *path: str | int, needle: str) -> int:
         """Line of ``needle`` inside a multi-line string value (block scalar); else :meth:`line`.
@@ -144,6 +170,17 @@ class LintDocument:
 
     def value_loc(self, *path: str | int) -> str:
         return f"{self.file}:{self.value_line(*path)}"
+
+    @property
+    def duplicates(self) -> list[tuple[Path, int, int]]:
+        """Keys written twice in one mapping: ``(path relative to data, first line, second line)``."""
+        if self._duplicates is None:
+            self._duplicates = _find_duplicates(self.root, self.base) if self.root is not None else []
+        return self._duplicates
+
+    def mentions(self, *needles: str) -> bool:
+        """Cheap pre-filter: does the input text contain any of ``needles``? (True when unknown.)"""
+        return not self.source_text or any(n in self.source_text for n in needles)
 
     # -- manifest fields
     @property
@@ -272,7 +309,7 @@ def _yaml_error(file: str, exc: yaml.YAMLError) -> InputError:
     return InputError(f"{file}: not valid YAML: {problem}")
 
 
-def _scan_events(text: str, file: str, limits: LoadLimits) -> None:
+def _scan_events(text: str, file: str, limits: LoadLimits) -> int:
     """Bound nesting depth and alias count from the event stream (iterative; cannot overflow)."""
     depth = 0
     aliases = 0
@@ -297,6 +334,7 @@ def _scan_events(text: str, file: str, limits: LoadLimits) -> None:
                     )
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from None
+    return aliases
 
 
 def _children(node: Node) -> list[Node]:
@@ -351,8 +389,14 @@ def expanded_size(root: Node, limit: int) -> tuple[int, int]:
 _KEY_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _key_of(node: Node) -> Any:
+    """The key ``safe_load`` builds for a key node (fast path for plain strings)."""
     if isinstance(node, ScalarNode):
+        if node.tag == _STR_TAG:
+            return node.value
         try:
             key = _KEY_CONSTRUCTOR.construct_object(node)
         except yaml.YAMLError:
@@ -361,47 +405,56 @@ def _key_of(node: Node) -> Any:
     return f"<{type(node).__name__}>"
 
 
-def _index_lines(root: Node) -> tuple[dict[Path, int], dict[Path, int], list[tuple[Path, int, int]]]:
-    """Path -> line of each key and each value; duplicate keys. Shared (aliased) nodes are indexed once."""
-    key_lines: dict[Path, int] = {}
-    value_lines: dict[Path, int] = {}
-    duplicates: list[tuple[Path, int, int]] = []
+def _hashable(key: Any) -> Any:
+    try:
+        hash(key)
+    except TypeError:
+        return str(key)
+    return key
+
+
+def _find_duplicates(root: Node, base: Path) -> list[tuple[Path, int, int]]:
+    """Keys written twice in one mapping under ``base``; shared (aliased) nodes are visited once."""
+    out: list[tuple[Path, int, int]] = []
+    start: Node | None = root
+    for p in base:  # descend to the List item
+        if isinstance(start, MappingNode):
+            start = next((v for k, v in start.value if _key_of(k) == p), None)
+        elif isinstance(start, SequenceNode) and isinstance(p, int) and 0 <= p < len(start.value):
+            start = start.value[p]
+        else:
+            start = None
+    if start is None:
+        return out
     seen: set[int] = set()
-    stack: list[tuple[Node, Path]] = [(root, ())]
+    stack: list[tuple[Node, Path]] = [(start, ())]
     while stack:
         node, path = stack.pop()
-        value_lines.setdefault(path, node.start_mark.line + 1)
         if not isinstance(node, MappingNode | SequenceNode) or id(node) in seen:
             continue
         seen.add(id(node))
         if isinstance(node, MappingNode):
-            kept: dict[Any, tuple[int, Node]] = {}
+            first: dict[Any, int] = {}
             for key_node, value_node in node.value:
-                key = _key_of(key_node)
-                try:
-                    hash(key)
-                except TypeError:
-                    key = str(key)
+                key = _hashable(_key_of(key_node))
                 line = key_node.start_mark.line + 1
-                if key in kept and key != "<<":
-                    duplicates.append(((*path, key), kept[key][0], line))
-                kept[key] = (line, value_node)  # safe_load keeps the last occurrence
-            for key, (line, value_node) in kept.items():
-                sub = (*path, key)
-                key_lines[sub] = line
-                stack.append((value_node, sub))
+                if key in first and key != "<<":
+                    out.append(((*path, key), first[key], line))
+                first.setdefault(key, line)
+                stack.append((value_node, (*path, key)))
         else:
             for i, item in enumerate(node.value):
                 stack.append((item, (*path, i)))
-    return key_lines, value_lines, duplicates
+    out.sort(key=lambda d: d[2])
+    return out
 
 
 def parse_documents(text: str, file: str, limits: LoadLimits = LoadLimits()) -> list[LintDocument]:
     """Parse every YAML document in ``text``; classify each (``List`` items become documents)."""
-    _scan_events(text, file, limits)
+    aliases = _scan_events(text, file, limits)
     docs: list[LintDocument] = []
     was_enabled = gc.isenabled()
-    gc.disable()  # node graphs are acyclic garbage-free allocations; the collector only slows parsing
+    gc.disable()  # parsing allocates many long-lived objects; the cyclic collector only slows it down
     try:
         loader = _SafeLoader(text)
         try:
@@ -410,21 +463,10 @@ def parse_documents(text: str, file: str, limits: LoadLimits = LoadLimits()) -> 
                 node = loader.get_node()
                 if node is None:
                     continue
-                try:
-                    unique, expanded = expanded_size(node, unique_limit := 10**9)
-                except ValueError:
-                    raise InputError(
-                        f"{file}:{node.start_mark.line + 1}: recursive YAML alias; refusing to expand"
-                    ) from None
-                if expanded - unique > limits.max_alias_expansion or expanded > unique_limit:
-                    raise InputError(
-                        f"{file}:{node.start_mark.line + 1}: YAML aliases would expand this document by "
-                        f"more than {limits.max_alias_expansion} nodes (YAML bomb); refusing to expand"
-                    )
+                if aliases:
+                    _check_expansion(node, file, limits)
                 data = loader.construct_document(node)
-                key_lines, value_lines, dups = _index_lines(node)
-                start = node.start_mark.line + 1
-                docs.extend(_split_and_classify(file, index, data, start, key_lines, value_lines, dups))
+                docs.extend(_split_and_classify(file, index, data, node, text))
                 index += 1
         finally:
             loader.dispose()
@@ -436,6 +478,18 @@ def parse_documents(text: str, file: str, limits: LoadLimits = LoadLimits()) -> 
         if was_enabled:
             gc.enable()
     return docs
+
+
+def _check_expansion(node: Node, file: str, limits: LoadLimits) -> None:
+    try:
+        unique, expanded = expanded_size(node, limit := 10**9)
+    except ValueError:
+        raise InputError(f"{file}:{node.start_mark.line + 1}: recursive YAML alias; refusing to expand") from None
+    if expanded - unique > limits.max_alias_expansion or expanded > limit:
+        raise InputError(
+            f"{file}:{node.start_mark.line + 1}: YAML aliases would expand this document by "
+            f"more than {limits.max_alias_expansion} nodes (YAML bomb); refusing to expand"
+        )
 
 
 def classify(data: Any) -> str:
@@ -466,24 +520,20 @@ def describe_kind(data: Any) -> str:
     return "a mapping without kind (keys: " + ", ".join(keys) + ")"
 
 
-def _split_and_classify(
-    file: str, index: int, data: Any, start: int,
-    key_lines: dict[Path, int], value_lines: dict[Path, int], dups: list[tuple[Path, int, int]],
-) -> list[LintDocument]:
+def _split_and_classify(file: str, index: int, data: Any, node: Node, text: str) -> list[LintDocument]:
     if data is None:
         return []
+    start = node.start_mark.line + 1
     if isinstance(data, Mapping) and data.get("kind") == "List" and isinstance(data.get("items"), list):
         out = []
         for i, item in enumerate(data["items"]):
-            base: Path = ("items", i)
-            out.append(LintDocument(
-                file=file, index=index, data=item, kind=classify(item),
-                start_line=value_lines.get(base, start), key_lines=key_lines, value_lines=value_lines,
-                duplicates=[d for d in dups if d[0][:2] == base], base=base,
-            ))
+            doc = LintDocument(file=file, index=index, data=item, kind=classify(item), start_line=start,
+                               root=node, base=("items", i), source_text=text)
+            doc.start_line = doc.line()
+            out.append(doc)
         return out
-    return [LintDocument(file=file, index=index, data=data, kind=classify(data), start_line=start,
-                         key_lines=key_lines, value_lines=value_lines, duplicates=dups)]
+    return [LintDocument(file=file, index=index, data=data, kind=classify(data), start_line=start, root=node,
+                         source_text=text)]
 
 
 def load_documents(

@@ -329,7 +329,6 @@ def prometheus_version_source(workload: Workload) -> tuple[str, Path] | None:
     Helm values: ``prometheusSpec.image.tag`` (or ``.version``); Prometheus CR: ``spec.version``,
     ``spec.image``, ``spec.tag``; Pod/StatefulSet: the image of the ``prometheus`` container.
     """
-    doc = workload.doc
     spec = workload.spec
     sp = workload.spec_path
     if workload.source in ("Helm values", "Prometheus"):
@@ -348,7 +347,6 @@ def prometheus_version_source(workload: Workload) -> tuple[str, Path] | None:
     for i, c in enumerate(workload.containers):
         if isinstance(c, Mapping) and c.get("name") == "prometheus" and isinstance(c.get("image"), str):
             return str(c["image"]), (*sp, "containers", i, "image")
-    _ = doc
     return None
 
 

@@ -299,12 +299,12 @@ def _poll_stage(result: ProbeResult, query: QueryClient, canary: Any, remaining_
     waited_ms = (time.perf_counter() - accepted_at) * 1000.0
     ev: dict[str, Any] = {"queries": outcome.attempts, "at": f"{at_s:.3f}"}
     if outcome.found:
-        sample: Sample = outcome.value
+        sample: Sample = outcome.value  # type: ignore[assignment]  # FOUND always carries the sample
         result.arrived_after_ms = waited_ms
         ev["value"] = sample.value
         return StageResult(QUERY, True, waited_ms, detail="nonce read back from the workspace", evidence=ev)
     if outcome.reason == "stopped":
-        exc: QueryError = outcome.value
+        exc: QueryError = outcome.value  # type: ignore[assignment]  # STOP always carries the error
         if isinstance(exc, QueryRefused):
             ev.update({"status": exc.status, "azure_error_code": exc.code})
             return StageResult(QUERY, False, waited_ms, QUERY_ACCESS_MISSING,

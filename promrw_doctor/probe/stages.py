@@ -68,11 +68,17 @@ IDENTITY_CLAIM_CODES: frozenset[str] = frozenset({
       "AUDIENCE_MISMATCH"})
 #: Rate-based problems: one canary slipping through does not disprove them.
 RATE_CODES: frozenset[str] = frozenset({"INGESTION_THROTTLED", "QUOTA_NEAR_LIMIT"})
+#: About the sidecar *process* (its binary, its start-up parsing, Prometheus's URL to it): the probe
+#: sends with the doctor's forwarder code, which is more lenient, so a delivered canary says nothing here.
+SIDECAR_PROCESS_CODES: frozenset[str] = frozenset({
+    "SIDECAR_CONFIG_INVALID", "SIDECAR_IMAGE_KNOWN_BAD", "SIDECAR_CRASHLOOP", "SIDECAR_NOT_READY",
+    "SIDECAR_MISSING", "REMOTE_WRITE_URL_MISMATCH",
+})
 #: Everything a delivered canary can contradict.
 PATH_CODES: frozenset[str] = frozenset({
     *EXPLAINS_TOKEN, *(c for codes in EXPLAINS_STATUS.values() for c in codes), *EXPLAINS_NETWORK,
     *EXPLAINS_NOT_ARRIVED,
-})
+}) - SIDECAR_PROCESS_CODES
 
 
 def explained_by_status(status: int | None) -> tuple[str, ...]:

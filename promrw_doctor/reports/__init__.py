@@ -11,7 +11,7 @@ from importlib import import_module
 from ..core.errors import InputError
 from ..core.model import Report
 
-FORMATS: tuple[str, ...] = ("table", "json", "junit", "markdown")
+FORMATS: tuple[str, ...] = ("table", "json", "junit", "markdown", "prometheus")
 
 # format -> (module, function); each function takes the report plus keyword options.
 _RENDERERS: dict[str, tuple[str, str]] = {
@@ -19,6 +19,7 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "json": ("json_report", "render_json"),
     "junit": ("junit", "render_junit"),
     "markdown": ("markdown", "render_markdown"),
+    "prometheus": ("prometheus", "render_prometheus"),
 }
 
 

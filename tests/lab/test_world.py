@@ -314,3 +314,19 @@ def test_live_traffic_reaches_the_workspace_store() -> None:
         assert "msg=ready" in w.kube_state.logs[key]
         workdir = w.workdir
     assert _processes_under(workdir) == []
+
+
+@pytest.mark.slow
+def test_lab_run_diagnoses_a_healthy_world_with_the_probe() -> None:
+    """The README's command, end to end: world up, doctor + canary probe against it, verdict, teardown."""
+    import json
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "promrw_doctor", "lab", "run", "-s", "healthy-pod-identity",
+                          "--probe", "-o", "json"], capture_output=True, text=True, timeout=300)
+    doc = json.loads(out.stdout)
+    (entry,) = doc["scenarios"]
+    assert entry["scenario"] == "healthy-pod-identity"
+    assert entry["expected_probe_stage"] == "ok"
+    assert (entry["match"], out.returncode) == (True, 0), (entry["root_causes"], entry.get("probe_stage"))
+    assert "AZURE_CLIENT_SECRET" not in out.stdout and "client_secret" not in out.stdout.lower()

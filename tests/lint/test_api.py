@@ -71,7 +71,7 @@ def test_secrets_never_reach_evidence(tmp_path: Path) -> None:
 
 def test_shared_codes_live_in_shared_yaml() -> None:
     shared = yaml.safe_load((Path(__file__).resolve().parents[2] / "promrw_doctor/catalog/shared.yaml").read_text())
-    assert sorted(shared) == sorted(SHARED)
+    assert set(SHARED) <= set(shared)  # later domains may append shared codes
 
 
 def test_every_lint_code_is_documented() -> None:

@@ -1,0 +1,1 @@
+"""Collector tests against the lab emulators with the real client libraries."""
