@@ -10,4 +10,11 @@ from setuptools import find_packages, setup
 packages = find_packages(include=["promrw_doctor", "promrw_doctor.*"])
 packages += ["promrw_doctor.checks"] + [f"promrw_doctor.checks.{p}" for p in find_packages("checks")]
 
-setup(packages=packages, package_dir={"promrw_doctor.checks": "checks"})
+# The lab's scenarios are data kept in fixtures/scenarios (beside the lint fixtures); the wheel
+# carries them as promrw_doctor/lab/scenarios so `promrw-doctor lab` works from an installed package.
+packages += ["promrw_doctor.lab.scenarios"]
+
+setup(
+    packages=packages,
+    package_dir={"promrw_doctor.checks": "checks", "promrw_doctor.lab.scenarios": "fixtures/scenarios"},
+)

@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promrw_doctor import api  # noqa: E402
-from promrw_doctor.lab.scenario import load_scenario  # noqa: E402
-from promrw_doctor.lab.world import LabWorld, patched_environ  # noqa: E402
-from promrw_doctor.probe.lab import lab_probe_options, workspace_query_endpoint  # noqa: E402
+from promrw_doctor import api
+from promrw_doctor.lab.scenario import load_scenario
+from promrw_doctor.lab.world import LabWorld, patched_environ
+from promrw_doctor.probe.lab import lab_probe_options, workspace_query_endpoint
 
 TARGET_MS = 3000.0
 ROWS = ("token", "ingestion", "query", "preflight", "probe end to end", "api.probe call")

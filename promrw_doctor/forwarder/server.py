@@ -31,7 +31,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -102,12 +102,15 @@ class Forwarder:
         self._drained.set()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop_refresher = asyncio.Event()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
         self._throttle = _Throttle()
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.app = self._make_app()
+        self._routes: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] = {
+            WRITE_PATH: self.handle_write, "/health": self.handle_health, "/ready": self.handle_ready,
+            "/metrics": self.handle_metrics}
+        self.server = web.Server(self._dispatch, access_log=None)
         tokens.add_listener(self._on_token)
 
     def _on_token(self, ok: bool) -> None:
@@ -129,14 +132,13 @@ class Forwarder:
         self.metrics.token_expiry = tok.expires_on if tok else 0.0
 
     # ---------------------------------------------------------------- app
-    def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_body_bytes + 1)
-        app.router.add_route("*", WRITE_PATH, self.handle_write)
-        app.router.add_route("*", "/health", self.handle_health)
-        app.router.add_route("*", "/ready", self.handle_ready)
-        app.router.add_route("*", "/metrics", self.handle_metrics)
-        app.router.add_route("*", "/{tail:.*}", self.handle_unknown)
-        return app
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        # A low-level aiohttp server and a dict instead of web.Application + router: the
+        # application machinery cost ~60 µs per request, a fifth of the forwarder's budget.
+        handler = self._routes.get(request.path)
+        if handler is None:
+            return await self.handle_unknown(request)
+        return await handler(request)
 
     @staticmethod
     def _reply(status: int, reason: str, *, headers: dict[str, str] | None = None,
@@ -157,16 +159,16 @@ class Forwarder:
                         extra={"fields": {"status": status, "reason": reason_key, "suppressed": n}})
         return self._reply(status, reason, headers=headers, close=close)
 
-    def _not_get(self, request: web.Request) -> web.Response:
+    def _not_get(self, request: web.BaseRequest) -> web.Response:
         return self._reply(405, f"{request.method} not allowed on {request.path}; use GET",
                            headers={"Allow": "GET"})
 
-    async def handle_health(self, request: web.Request) -> web.Response:
+    async def handle_health(self, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):
             return self._not_get(request)
         return web.Response(text="ok\n")
 
-    async def handle_ready(self, request: web.Request) -> web.Response:
+    async def handle_ready(self, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):
             return self._not_get(request)
         if self._stopping:
@@ -177,19 +179,19 @@ class Forwarder:
             return self._reply(503, f"not ready: no valid token for {self.tokens.description}: {err}")
         return web.Response(text="ready\n")
 
-    async def handle_metrics(self, request: web.Request) -> web.Response:
+    async def handle_metrics(self, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):
             return self._not_get(request)
         self.metrics.in_flight = self._in_flight
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
-    async def handle_unknown(self, request: web.Request) -> web.Response:
+    async def handle_unknown(self, request: web.BaseRequest) -> web.Response:
         return self._reply(404, f"no such path {request.path[:200]!r}; "
                                 f"remote write goes to POST {WRITE_PATH}")
 
     # -------------------------------------------------------------- write
-    async def handle_write(self, request: web.Request) -> web.Response:
+    async def handle_write(self, request: web.BaseRequest) -> web.Response:
         cfg = self.config
         if request.method != "POST":
             return self._reject(405, "method", f"{request.method} not allowed on {WRITE_PATH}; use POST",
@@ -236,15 +238,18 @@ class Forwarder:
             if self._in_flight == 0:
                 self._drained.set()
 
-    async def _read_body(self, request: web.Request, length: int | None) -> bytes:
+    async def _read_body(self, request: web.BaseRequest, length: int | None) -> bytes:
         limit = self.config.max_body_bytes
+        content = request.content
+        if length is not None and content.total_bytes >= length:
+            return await content.readexactly(length)  # all there already: no timer needed
         try:
             async with asyncio.timeout(self.config.read_timeout):
                 if length is not None:
-                    return await request.content.readexactly(length)
+                    return await content.readexactly(length)
                 chunks = bytearray()
                 while True:
-                    chunk = await request.content.readany()
+                    chunk = await content.readany()
                     if not chunk:
                         return bytes(chunks)
                     chunks += chunk
@@ -258,14 +263,14 @@ class Forwarder:
             raise _BodyError(400, "incomplete_body",
                              f"body ended after {len(exc.partial)} of {length} bytes") from None
 
-    def _headers(self, request: web.Request, token: Token) -> dict[str, str]:
+    def _headers(self, request: web.BaseRequest, token: Token) -> dict[str, str]:
         h = request.headers
         out = {name: h[name] for name in FORWARDED_HEADERS if name in h}
         out.setdefault("User-Agent", "promrw-doctor-forwarder")
         out["Authorization"] = token.authorization()
         return out
 
-    async def _forward(self, request: web.Request, body: bytes) -> tuple[int, web.Response]:
+    async def _forward(self, request: web.BaseRequest, body: bytes) -> tuple[int, web.Response]:
         cfg = self.config
         token = self.tokens.current()
         if token is None:
@@ -290,7 +295,7 @@ class Forwarder:
                 result = await self._attempt(request, body, fresh)
         return self._answer(result)
 
-    async def _attempt(self, request: web.Request, body: bytes,
+    async def _attempt(self, request: web.BaseRequest, body: bytes,
                        token: Token) -> UpstreamResponse | UpstreamError:
         try:
             r = await self.upstream.post(body, self._headers(request, token))
@@ -359,9 +364,8 @@ class Forwarder:
         self.metrics.token_refresh_failures = max(self.metrics.token_refresh_failures,
                                                   self.tokens.stats.failures)
         await self.upstream.start()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                     keepalive_timeout=cfg.idle_timeout,
-                                     shutdown_timeout=cfg.shutdown_grace_s)
+        self.server = web.Server(self._dispatch, access_log=None, keepalive_timeout=cfg.idle_timeout)
+        self._runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=cfg.shutdown_grace_s)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, cfg.listen_host, cfg.listen_port, reuse_address=True,
                                  backlog=1024)

@@ -1,23 +1,24 @@
-"""The pooled HTTP client to ``INGESTION_URL``, shared by the forwarder and ``send``.
+"""The pooled client to ``INGESTION_URL``, shared by the forwarder and ``send``.
 
-One ``aiohttp.ClientSession`` per process: a keep-alive pool sized to the in-flight
-limit, TLS trust from ``--ca-bundle``/``REQUESTS_CA_BUNDLE`` (the same file
-azure-identity trusts), no automatic decompression, and failures classified into
-``dns``/``tls``/``connect``/``timeout``/``reset`` so both the 503 reason and the
-probe's verdict can name the layer that broke.
+A keep-alive pool (:class:`~promrw_doctor.forwarder.http1.Http1Pool`) sized to the
+in-flight limit, TLS trust from ``--ca-bundle``/``REQUESTS_CA_BUNDLE`` (the same file
+azure-identity trusts), ``HTTPS_PROXY``/``NO_PROXY`` honoured, and failures classified into
+``dns``/``tls``/``connect``/``timeout``/``reset`` so both the forwarder's 503 reason and
+the probe's verdict name the layer that broke.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import aiohttp
+from .http1 import Http1Pool, ProtocolError, ProxyError
 
 NetworkKind = Literal["dns", "tls", "connect", "timeout", "reset"]
 EXCERPT_BYTES = 4096
@@ -30,7 +31,7 @@ KEPT_RESPONSE_HEADERS = ("Retry-After", "x-ms-request-id", "x-ms-correlation-req
 class UpstreamResponse:
     status: int
     reason: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # the KEPT_RESPONSE_HEADERS present, canonical spelling
     body_excerpt: bytes  # first EXCERPT_BYTES of the body; may contain secrets: redact before showing
     seconds: float
 
@@ -53,28 +54,30 @@ def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def classify(exc: BaseException) -> tuple[NetworkKind, str]:
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns", f"cannot resolve {exc.host}"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return "tls", f"certificate verification failed for {exc.host}: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "tls", f"TLS handshake with {exc.host} failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect", f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return "timeout", "no response before the upstream timeout"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "reset", "upstream closed the connection without a response"
-    if isinstance(exc, aiohttp.ClientConnectionResetError | ConnectionResetError):
-        return "reset", "connection reset by upstream"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "reset", "upstream response was cut off"
-    if isinstance(exc, aiohttp.ClientOSError):
-        return "reset", f"connection error: {exc.strerror or type(exc).__name__}"
+def classify(exc: BaseException, host: str = "upstream", port: int | None = None) -> tuple[NetworkKind, str]:
+    """``(kind, one-line detail)`` for a failure that produced no HTTP response."""
+    where = f"{host}:{port}" if port else host
+    if isinstance(exc, socket.gaierror):
+        return "dns", f"cannot resolve {host}: {exc.strerror or exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
+        return "tls", f"certificate verification failed for {host}: {why}"
     if isinstance(exc, ssl.SSLError):
-        return "tls", f"TLS error: {exc.reason or exc}"
-    return "connect", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return "tls", f"TLS error with {where}: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, ProxyError):
+        return "connect", str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timeout", "no response before the upstream timeout"
+    if isinstance(exc, ProtocolError):
+        return "reset", f"malformed upstream response: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect", f"cannot connect to {where}: connection refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | asyncio.IncompleteReadError):
+        return "reset", "upstream closed or reset the connection without a (complete) response"
+    if isinstance(exc, OSError):
+        return "connect", f"cannot connect to {where}: {exc.strerror or type(exc).__name__}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return "connect", f"{type(exc).__name__}: {text}"
 
 
 class Upstream:
@@ -96,63 +99,32 @@ class Upstream:
         self.connect_timeout = connect_timeout
         self.ca_bundle = ca_bundle
         self.keepalive_timeout = keepalive_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._url: Any = None
+        self._pool: Http1Pool | None = None
 
     async def start(self) -> None:
-        if self._session is not None:
-            return
-        from yarl import URL
-
-        # encoded=True: the ingestion URL is sent exactly as configured (query string included).
-        self._url = URL(self.url, encoded=True)
-        use_tls = self._url.scheme == "https"
-        connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            limit_per_host=self.max_connections,
-            keepalive_timeout=self.keepalive_timeout,
-            ssl=ssl_context(self.ca_bundle) if use_tls else False,
-            ttl_dns_cache=60,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
-            auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-            trust_env=False,  # never route the bearer token through an env-configured proxy silently
-        )
+        if self._pool is None:
+            tls = ssl_context(self.ca_bundle) if self.url.lower().startswith("https://") else None
+            self._pool = Http1Pool(self.url, limit=self.max_connections, ssl_context=tls,
+                                   connect_timeout=min(self.connect_timeout, self.timeout),
+                                   keepalive_timeout=self.keepalive_timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        """One POST. A stale keep-alive connection (closed by the server between requests) is retried once."""
-        for attempt in (1, 2):
-            try:
-                return await self._post_once(body, headers)
-            except UpstreamError as exc:
-                if attempt == 1 and exc.kind == "reset" and exc.seconds < 0.05:
-                    continue
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _post_once(self, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        if self._session is None:
+        """One POST (the request/response exchange bounded by ``timeout``); raises :class:`UpstreamError`."""
+        if self._pool is None:
             await self.start()
-        assert self._session is not None
+        pool = self._pool
+        assert pool is not None
         started = time.perf_counter()
         try:
-            async with self._session.post(self._url, data=body, headers=headers,
-                                          allow_redirects=False) as resp:
-                excerpt = await resp.content.read(EXCERPT_BYTES)
-                kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
-                return UpstreamResponse(resp.status, resp.reason or "", kept, excerpt,
-                                        time.perf_counter() - started)
-        except aiohttp.ClientResponseError as exc:
-            raise UpstreamError("reset", f"malformed upstream response: {exc.message}",
-                                time.perf_counter() - started) from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            kind, detail = classify(exc)
+            async with asyncio.timeout(self.timeout):
+                raw = await pool.post(body, headers, max_body=EXCERPT_BYTES)
+        except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
+            kind, detail = classify(exc, pool.host, pool.port)
             raise UpstreamError(kind, detail, time.perf_counter() - started) from None
+        kept = {name: raw.headers[name.lower()] for name in KEPT_RESPONSE_HEADERS if name.lower() in raw.headers}
+        return UpstreamResponse(raw.status, raw.reason, kept, raw.body, time.perf_counter() - started)

@@ -13,7 +13,7 @@ Acting as the sidecar's identity, honestly (the same rules as ``azure.sidecar_to
 * ``aadApplication`` with ``--client-certificate FILE``: the application's own certificate;
 * in-cluster, in a pod with the sidecar's service account / ``aadpodidbinding`` / node;
 * ``--as-me``: the doctor's own credential, said so in every line of the report;
-* otherwise the probe is not attempted (skipped, with how to enable it).
+* otherwise the probe is not attempted (``unknown``: incomplete, with how to enable it).
 
 Options read (``probe_options`` dict, from ``api.diagnose(probe_options=...)`` / ``api.probe``):
 ``as_me``, ``query_endpoint``, ``timeout_s``, ``cluster``, ``identity_env``,
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import InputError, NotApplicable, Unknown
+from ..core.errors import InputError, Unknown
 from ..core.facts import FactContext, fact
 from .runner import (
     DEFAULT_TIMEOUT_S,
@@ -219,8 +219,10 @@ def probe_plan(ctx: FactContext) -> ProbePlan:
     else:
         found = _in_cluster_identity(ctx, variant, settings, profile) if variant != "aadApplication" else None
         if found is None:
-            raise NotApplicable(f"not attempted: the doctor cannot act as the sidecar's identity from here; "
-                                f"{HOW_TO_ENABLE}")
+            # Asked for, but not possible honestly: incomplete (exit 3), never a silent pass.
+            raise Unknown(f"probe not attempted: the doctor cannot act as the sidecar's identity "
+                          f"({variant or 'unknown variant'}) from here; {HOW_TO_ENABLE}",
+                          needs="the sidecar's identity (--client-certificate, in-cluster, or --as-me)")
         swap_identity, context = found
     try:
         config = build_config(env, authority_host=custom_authority(profile), ca_bundle=ca_bundle)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..core.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
-from ..core.model import STATUS_RANK, Category, CheckResult, Finding, Report, Status
+from ..core.model import STATUS_RANK, Category, CheckResult, Finding, Report, RootCause, Status
 from ..core.redact import REDACTED, redact, redact_value
 
 T = TypeVar("T")
@@ -166,6 +166,37 @@ def reason(result: CheckResult) -> str:
     return result.summary
 
 
+# The engine's reason for a check skipped only because a prerequisite was.
+_SKIPPED_WITH = re.compile(r"^skipped: depends on (\S+), which was skipped$")
+
+
+def skipped_roots(results: Iterable[CheckResult]) -> list[tuple[CheckResult, int]]:
+    """The skipped checks among ``results`` that were not skipped only because a prerequisite
+    was, each with how many others (transitively) were skipped because of it.
+
+    A check whose skipped prerequisite is not among ``results`` counts as a root itself.
+    """
+    skipped = [r for r in results if r.status == Status.SKIPPED]
+    by_id = {r.check_id: r for r in skipped}
+
+    def root(r: CheckResult) -> CheckResult:
+        seen = {r.check_id}
+        while (m := _SKIPPED_WITH.match(r.summary or "")) and m.group(1) in by_id and m.group(1) not in seen:
+            r = by_id[m.group(1)]
+            seen.add(r.check_id)
+        return r
+
+    followers: dict[str, int] = {}
+    roots: list[CheckResult] = []
+    for r in skipped:
+        top = root(r)
+        if top is r:
+            roots.append(r)
+        else:
+            followers[top.check_id] = followers.get(top.check_id, 0) + 1
+    return [(r, followers.get(r.check_id, 0)) for r in roots]
+
+
 def count_parts(report: Report) -> list[tuple[Status, str]]:
     """``[(fail, "1 fail"), ...]`` for the non-zero statuses, in a fixed order."""
     counts = report.counts()
@@ -242,3 +273,124 @@ def wrap(text: str, width: int, hanging: int = 0) -> list[str]:
                 limit = width - hanging
         lines.append(current)
     return lines
+
+
+# ---------------------------------------------------------------------- root causes
+
+
+def _fix_key(remediation: Iterable[str]) -> tuple[str, ...]:
+    return tuple(remediation)
+
+
+class CausePlan:
+    """How the human reports number, group and cross-reference the root causes.
+
+    - Each root cause is tied to the one finding it came from (same target, check, code,
+      status and summary; the engine copies them from the finding), so a finding points
+      at *its* root cause, not at the first one its check produced, and a root cause can
+      show the finding's location.
+    - Root causes of one check (and target) with the same remediation form one group:
+      shown together, numbered consecutively, their shared fix printed once.
+    - A later group whose remediation equals one already printed says so instead of
+      printing it again (:meth:`fix_shown_at`).
+
+    Keyed by object identity: a plan is only valid for the report object it was built from.
+    """
+
+    def __init__(self, report: Report) -> None:
+        causes = report.root_causes
+        self._finding_of = _match_causes(report)
+        # Groups in order of their first member; numbers follow the displayed order.
+        groups: list[list[RootCause]] = []
+        by_key: dict[tuple[str, str, tuple[str, ...]], list[RootCause]] = {}
+        for rc in causes:
+            key = (rc.target, rc.check_id, _fix_key(rc.remediation))
+            if rc.remediation and key in by_key:
+                by_key[key].append(rc)
+                continue
+            group = [rc]
+            groups.append(group)
+            if rc.remediation:
+                by_key[key] = group
+        self.groups: list[list[tuple[int, RootCause]]] = []
+        n = 0
+        for group in groups:
+            numbered = []
+            for rc in group:
+                n += 1
+                numbered.append((n, rc))
+            self.groups.append(numbered)
+        self._number = {id(rc): n for group in self.groups for n, rc in group}
+        self._cause_of_finding = {id(f): self._number[rc_id] for rc_id, f in self._finding_of.items()}
+        self._fix_shown: dict[int, str] = {}
+        first_label: dict[tuple[str, ...], str] = {}
+        for group in self.groups:
+            rc = group[0][1]
+            if not rc.remediation:
+                continue
+            key = _fix_key(rc.remediation)
+            if key in first_label:
+                self._fix_shown[id(rc)] = first_label[key]
+            else:
+                first_label[key] = self.label(group)
+        self.count = len(causes)
+
+    @staticmethod
+    def label(group: list[tuple[int, RootCause]]) -> str:
+        """``3`` for a single root cause, ``1-3`` for a group."""
+        first, last = group[0][0], group[-1][0]
+        return str(first) if first == last else f"{first}-{last}"
+
+    def number(self, rc: RootCause) -> int:
+        return self._number[id(rc)]
+
+    def finding(self, rc: RootCause) -> Finding | None:
+        """The finding this root cause came from, if the report holds it."""
+        return self._finding_of.get(id(rc))
+
+    def cause_of(self, f: Finding) -> int | None:
+        """The number of the root cause this finding is, if it is one."""
+        return self._cause_of_finding.get(id(f))
+
+    def fix_shown_at(self, group: list[tuple[int, RootCause]]) -> str | None:
+        """The label of an earlier group that already printed this group's exact remediation."""
+        return self._fix_shown.get(id(group[0][1]))
+
+    def consequences(self, group: list[tuple[int, RootCause]]) -> list[str]:
+        out: list[str] = []
+        for _, rc in group:
+            out += [c for c in rc.consequences if c not in out]
+        return out
+
+
+def _match_causes(report: Report) -> dict[int, Finding]:
+    """``id(root cause) -> finding``.
+
+    Exact first (same target, check, code, status and summary, preferring the same
+    remediation), in order, each finding used once, so two root causes with the same
+    code get two different findings. Then, for hand-built reports whose texts differ,
+    the first unused finding of the same check and code.
+    """
+    pool: dict[tuple[str, str, str], list[Finding]] = {}
+    for r in report.results:
+        for f in r.findings:
+            if f.status.is_problem and not f.consequence_of:
+                pool.setdefault((r.target, r.check_id, f.code), []).append(f)
+    claimed: set[int] = set()
+    out: dict[int, Finding] = {}
+
+    def claim(rc: RootCause, candidates: Iterable[Finding]) -> None:
+        f = next((f for f in candidates if id(f) not in claimed), None)
+        if f is not None:
+            claimed.add(id(f))
+            out[id(rc)] = f
+
+    for rc in report.root_causes:
+        same = [f for f in pool.get((rc.target, rc.check_id, rc.code), [])
+                if f.summary == rc.summary and f.status == rc.status]
+        claim(rc, [f for f in same if f.remediation == rc.remediation]
+              + [f for f in same if f.remediation != rc.remediation])
+    for rc in report.root_causes:
+        if id(rc) not in out:
+            claim(rc, pool.get((rc.target, rc.check_id, rc.code), []))
+    return out

@@ -3,7 +3,9 @@
 Order follows what a responder reads first: a one-line verdict, the root causes with
 copyable fixes (fenced ``sh`` blocks, commands never rewrapped), a table of what is
 wrong, the evidence per problem, then everything that passed or did not apply folded
-into a ``<details>`` block, and the run context last. Every table cell is escaped
+into a ``<details>`` block, and the run context last. Root causes of one check that share
+a fix are listed together with the fix once ("Fix for 1-3"); a later identical fix says
+"same as"; each problem points at its own root cause. Every table cell is escaped
 (pipes, newlines, HTML), every code span and fence is sized to its content, so
 hostile text from the cluster cannot break the layout.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from ..core.model import CheckResult, Finding, Report, RootCause, Status
 from ..core.redact import REDACTED
 from ._common import (
+    CausePlan,
     counts_line,
     exit_meaning,
     format_value,
@@ -118,14 +121,40 @@ def _title(report: Report) -> str:
     return f"# promrw-doctor {text(report.command)}: {text(targets)}"
 
 
-def _root_cause(n: int, rc: RootCause, multi_target: bool) -> list[str]:
-    where = f"{code(rc.check_id)}" + (f" on {code(rc.target)}" if multi_target else "")
-    out = [f"{n}. **{STATUS_BADGE[rc.status]} · {rc.severity.value} · {code(rc.code)}** ({where})", ""]
-    out += [f"   {line}" for line in text(rc.summary).splitlines()] + [""]
-    if rc.remediation:
-        out += [f"   {line}" for line in fenced(rc.remediation, "sh")] + [""]
-    if rc.consequences:
-        out += ["   Consequences: " + ", ".join(code(c) for c in rc.consequences), ""]
+def _lines(items: Iterable[str]) -> list[str]:
+    """Commands as lines: a multi-line item (a YAML snippet) must be indented line by line."""
+    return [line for item in items for line in item.splitlines()]
+
+
+def _root_causes(plan: CausePlan, multi_target: bool) -> list[str]:
+    """Numbered list items; a group's shared fix and consequences close its last item.
+
+    Continuation lines are indented to the item's content column (``10. `` needs four
+    spaces), or Markdown would end the list item and the fence with it.
+    """
+    out: list[str] = []
+    for group in plan.groups:
+        for n, rc in group:
+            pad = " " * len(f"{n}. ")
+            where = f"{code(rc.check_id)}" + (f" on {code(rc.target)}" if multi_target else "")
+            out += [f"{n}. **{STATUS_BADGE[rc.status]} · {rc.severity.value} · {code(rc.code)}** ({where})", ""]
+            out += [f"{pad}{line}" for line in text(rc.summary).splitlines()] + [""]
+            found = plan.finding(rc)
+            if found is not None and found.location:
+                out += [f"{pad}Location: {code(found.location)}", ""]
+        first = group[0][1]
+        if first.remediation:
+            label = "Fix" if len(group) == 1 else f"Fix for {plan.label(group)}"
+            earlier = plan.fix_shown_at(group)
+            if earlier is not None:
+                out += [f"{pad}{label}: same as {earlier}.", ""]
+            else:
+                if len(group) > 1:
+                    out += [f"{pad}{label}:", ""]
+                out += [f"{pad}{line}" for line in fenced(_lines(first.remediation), "sh")] + [""]
+        consequences = plan.consequences(group)
+        if consequences:
+            out += [f"{pad}Consequences: " + ", ".join(code(c) for c in consequences), ""]
     return out
 
 
@@ -157,7 +186,7 @@ def _evidence(evidence: dict[str, Any], indent: str) -> list[str]:
     return out
 
 
-def _finding(f: Finding, causes: dict[tuple[str, str, str], tuple[int, RootCause]], target: str) -> list[str]:
+def _finding(f: Finding, plan: CausePlan, causes: dict[int, RootCause]) -> list[str]:
     sev = f" ({f.severity.value})" if f.severity else ""
     out = [f"- **{code(f.code)}**{sev}: {text(f.summary)}".replace("\n", " ")]
     if f.subject:
@@ -167,20 +196,20 @@ def _finding(f: Finding, causes: dict[tuple[str, str, str], tuple[int, RootCause
     if f.evidence:
         out.append("  - Evidence:")
         out += _evidence(f.evidence, "    ")
-    cause = causes.get((target, f.check_id, f.code))
+    number = plan.cause_of(f)
     if f.consequence_of:
         out.append(f"  - Consequence of {code(f.consequence_of)} (see root causes)")
-    elif cause is not None and (f.remediation or cause[1].remediation):
-        out.append(f"  - Fix: see root cause {cause[0]}")
+    elif number is not None and (f.remediation or causes[number].remediation):
+        out.append(f"  - Fix: see root cause {number}")
     elif f.remediation:
         out.append("  - Fix:")
-        out += [""] + [f"    {line}" for line in fenced(f.remediation, "sh")] + [""]
+        out += [""] + [f"    {line}" for line in fenced(_lines(f.remediation), "sh")] + [""]
     if f.docs_url:
         out.append(f"  - Docs: <{f.docs_url}>")
     return out
 
 
-def _problem(r: CheckResult, causes: dict[tuple[str, str, str], tuple[int, RootCause]], multi_target: bool,
+def _problem(r: CheckResult, plan: CausePlan, causes: dict[int, RootCause], multi_target: bool,
              verbose: bool) -> list[str]:
     """A warn/fail check: each finding with its evidence, location, fix (or its root cause) and docs."""
     where = f" on {code(r.target)}" if multi_target else ""
@@ -190,7 +219,7 @@ def _problem(r: CheckResult, causes: dict[tuple[str, str, str], tuple[int, RootC
     if not findings:
         out.append(text(r.summary))
     for f in findings:
-        out += _finding(f, causes, r.target)
+        out += _finding(f, plan, causes)
     out.append("")
     return out
 
@@ -219,13 +248,12 @@ def render_markdown(report: Report, *, exit_code: int | None = None, verbose: bo
     """Ticket-ready Markdown. ``verbose`` adds notes on passing checks to the details."""
     report = scrub(report, printable)
     multi = len({r.target for r in report.results} | {t.id for t in report.targets}) > 1
-    causes = {(rc.target, rc.check_id, rc.code): (n, rc) for n, rc in enumerate(report.root_causes, 1)}
+    plan = CausePlan(report)
+    causes = {plan.number(rc): rc for rc in report.root_causes}
     out = [_title(report), "", _verdict(report, exit_code), ""]
 
     if report.root_causes:
-        out += ["## Root causes", ""]
-        for n, rc in enumerate(report.root_causes, 1):
-            out += _root_cause(n, rc, multi)
+        out += ["## Root causes", "", *_root_causes(plan, multi)]
 
     flagged = [r for r in report.results if r.status in _TABLE_STATUSES]
     headers = (["Target"] if multi else []) + ["Check", "Status", "Code", "Summary"]
@@ -236,7 +264,7 @@ def render_markdown(report: Report, *, exit_code: int | None = None, verbose: bo
     if detailed:
         out += ["## Evidence", ""]
         for r in detailed:
-            out += _problem(r, causes, multi, verbose)
+            out += _problem(r, plan, causes, multi, verbose)
 
     rest = [r for r in report.results if r.status not in _TABLE_STATUSES]
     if rest:
@@ -245,7 +273,7 @@ def render_markdown(report: Report, *, exit_code: int | None = None, verbose: bo
         if verbose:
             for r in rest:
                 for f in notes(r):
-                    out += ["", *_finding(f, causes, r.target)]
+                    out += ["", *_finding(f, plan, causes)]
         out += ["", "</details>", ""]
     if not report.results:
         out += ["No checks ran.", ""]

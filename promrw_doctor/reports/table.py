@@ -8,7 +8,14 @@ line each. Two departures, both for the reader in a hurry:
   first screen and the blocked checks further down read as consequences, not more work;
 - every problem shows its evidence, location, fix and docs in a fixed label column, so
   the eye finds "fix" in the same place every time. A problem that is a root cause
-  points back to it instead of printing the same commands twice.
+  points back to *its* root cause instead of printing the same commands twice.
+
+Noise is cut where it repeats: root causes of one check that share a fix are shown
+together with the fix printed once (``fix 1-3``), a later root cause with a fix already
+printed says ``fix  same as 1``, and skipped checks fold into one line per category
+(the checks skipped only because a prerequisite was are counted, not named);
+``verbose`` lists each skipped check with its reason. Blocked, unknown and error checks
+are always listed one by one: they are what the doctor could not clear.
 
 Long text wraps at ``width``; commands and URLs are never broken (copy-paste must work),
 so one that does not fit goes alone on its own line. Colour only when asked: the CLI
@@ -24,6 +31,7 @@ from typing import Any, TextIO
 
 from ..core.model import CheckResult, Finding, Report, RootCause, Status
 from ._common import (
+    CausePlan,
     count_parts,
     display_width,
     exit_meaning,
@@ -36,6 +44,7 @@ from ._common import (
     reason,
     scrub,
     scrub_text,
+    skipped_roots,
     wrap,
 )
 
@@ -103,10 +112,6 @@ class _Style:
         return "".join(f"\x1b[{_SGR[s]}m" for s in styles) + text + _RESET
 
 
-def _cause_key(target: str, check_id: str, code: str) -> tuple[str, str, str]:
-    return (target, check_id, code)
-
-
 class _Table:
     """Accumulates lines; each method renders one element of the layout."""
 
@@ -117,11 +122,10 @@ class _Table:
         self.symbols = ASCII_SYMBOLS if ascii_only else UNICODE_SYMBOLS
         self.g = _ASCII_GLYPHS if ascii_only else _UNICODE_GLYPHS
         targets = {r.target for r in report.results} | {t.id for t in report.targets}
+        self.target_count = len(targets)
         self.multi_target = len(targets) > 1
-        self.cause_number = {
-            _cause_key(rc.target, rc.check_id, rc.code): n for n, rc in enumerate(report.root_causes, 1)
-        }
-        self.cause_has_fix = {n: bool(rc.remediation) for n, rc in enumerate(report.root_causes, 1)}
+        self.plan = CausePlan(report)
+        self.cause_has_fix = {self.plan.number(rc): bool(rc.remediation) for rc in report.root_causes}
         self.lines: list[str] = []
 
     # ------------------------------------------------------------------ primitives
@@ -148,14 +152,17 @@ class _Table:
         return self.s(name.ljust(LABEL_WIDTH), "dim") if first else " " * LABEL_WIDTH
 
     def field(self, name: str, text: str, indent: str = INDENT, *styles: str) -> None:
-        """``name`` in the label column, ``text`` wrapped beside it."""
+        """``name`` in the label column, ``text`` wrapped beside it (below it if ``name`` is too long)."""
+        if len(name) >= LABEL_WIDTH:
+            self.emit(indent + self.s(name, "dim"))
+            name = ""
         for i, piece in enumerate(wrap(text, self.width - len(indent) - LABEL_WIDTH)):
             self.emit(indent + self.label(name, i == 0) + self.s(piece, *styles))
 
     def verbatim(self, name: str, items: Sequence[str], indent: str = INDENT) -> None:
         """Commands and URLs, never wrapped: beside the label when all fit, else each on its own line."""
         room = self.width - len(indent) - LABEL_WIDTH
-        if all(display_width(i) <= room and "\n" not in i for i in items):
+        if len(name) < LABEL_WIDTH and all(display_width(i) <= room and "\n" not in i for i in items):
             for i, item in enumerate(items):
                 self.emit(indent + self.label(name, i == 0) + self.s(item, "cyan"))
             return
@@ -185,8 +192,13 @@ class _Table:
         if not command.startswith("promrw-doctor"):
             command = f"promrw-doctor {command}"
         targets = [t.id for t in report.targets] or ["no target"]
-        for line in join_fitting([command, *targets], "  ", self.width):
-            self.emit(self.s(line, "bold"))
+        if len(targets) > 1:  # one target per line: ids are long and each heads a section below
+            self.emit(self.s(f"{command}  {len(targets)} targets", "bold"))
+            for target in targets:
+                self.emit(self.s(f"  {target}", "bold"))
+        else:
+            for line in join_fitting([command, *targets], "  ", self.width):
+                self.emit(self.s(line, "bold"))
         facts = [report.started_at, f"{report.duration_s:.1f}s"]
         for key, value in report.context.items():
             text = format_value(value)
@@ -198,33 +210,65 @@ class _Table:
         for line in join_fitting([f for f in facts if f], self.dot, self.width):
             self.emit(self.s(line, "dim"))
 
-    def root_causes(self, causes: list[RootCause]) -> None:
-        if not causes:
+    def root_causes(self) -> None:
+        """Numbered root causes; a group (same check, same fix) is one block ending in its fix."""
+        plan = self.plan
+        if not plan.count:
             return
         self.blank()
-        self.emit(self.s(f"ROOT CAUSES ({len(causes)}) {self.g['dot']} fix these first", "bold")
-                  if len(causes) > 1 else self.s("ROOT CAUSE", "bold"))
-        number_width = len(str(len(causes))) + 1
+        self.emit(self.s(f"ROOT CAUSES ({plan.count}) {self.g['dot']} fix these first", "bold")
+                  if plan.count > 1 else self.s("ROOT CAUSE", "bold"))
+        number_width = len(str(plan.count)) + 1
         indent = " " * (number_width + 3)
-        for n, rc in enumerate(causes, 1):
+        for group in plan.groups:
             self.blank()
-            parts = [rc.code, rc.severity.value, rc.check_id] + ([rc.target] if self.multi_target else [])
-            lines = join_fitting(parts, self.dot, self.width - len(indent))
-            self.emit(f"{f'{n}.':>{number_width}} {self.symbol(rc.status)} {self.s(lines[0], 'bold')}")
-            for line in lines[1:]:
-                self.emit(indent + self.s(line, "bold"))
-            self.paragraph(rc.summary, indent)
-            if rc.remediation:
-                self.verbatim("fix", rc.remediation, indent)
-            if rc.consequences:
-                self.paragraph("consequences: " + ", ".join(rc.consequences), indent, "dim")
+            for n, rc in group:
+                self.cause_head(n, rc, number_width, indent)
+                self.paragraph(rc.summary, indent)
+                found = plan.finding(rc)
+                if found is not None and found.location:
+                    self.verbatim("at", [found.location], indent)
+            first = group[0][1]
+            if first.remediation:
+                name = "fix" if len(group) == 1 else f"fix {plan.label(group)}"
+                earlier = plan.fix_shown_at(group)
+                if earlier is not None:
+                    self.field(name, f"same as {earlier}", indent)
+                else:
+                    self.verbatim(name, first.remediation, indent)
+            consequences = plan.consequences(group)
+            if consequences:
+                self.paragraph("consequences: " + ", ".join(consequences), indent, "dim")
+
+    def cause_head(self, n: int, rc: RootCause, number_width: int, indent: str) -> None:
+        parts = [rc.code, rc.severity.value, rc.check_id] + ([rc.target] if self.multi_target else [])
+        lines = join_fitting(parts, self.dot, self.width - len(indent))
+        self.emit(f"{f'{n}.':>{number_width}} {self.symbol(rc.status)} {self.s(lines[0], 'bold')}")
+        for line in lines[1:]:
+            self.emit(indent + self.s(line, "bold"))
 
     def category(self, name: str, results: list[CheckResult]) -> None:
         self.blank()
         self.emit(self.s(name, "bold"))
         self.emit(self.s(self.g["rule"] * min(display_width(name), self.width), "dim"))
         for r in results:
-            self.check(r)
+            if r.status != Status.SKIPPED or self.verbose:
+                self.check(r)
+        if not self.verbose:
+            self.skipped(results)
+
+    def skipped(self, results: list[CheckResult]) -> None:
+        """The category's skipped checks on one dim line: those skipped in their own right by
+        id, the ones skipped only because of them as a count. ``verbose`` lists each."""
+        roots = skipped_roots(results)
+        if not roots:
+            return
+        total = sum(1 + followers for _, followers in roots)
+        names = [r.check_id + (f" (+{k} depending on it)" if k else "") for r, k in roots]
+        text = f"{total} skipped (-v says why): " + ", ".join(names)
+        for i, piece in enumerate(wrap(text, self.width - 2, hanging=2)):
+            lead = f"{self.symbol(Status.SKIPPED)} " if i == 0 else "    "
+            self.emit(lead + self.s(piece, "dim"))
 
     def check_line(self, r: CheckResult, show_id: bool) -> None:
         """``<glyph> <title>  <id>``; the id moves to its own line when the title is long."""
@@ -262,13 +306,18 @@ class _Table:
             problems = problem_findings(r)
             if not problems:  # a warn/fail result without findings: only its summary is known
                 self.paragraph(r.summary, INDENT)
+            # Several problems with one docs page: the link once, after the last of them.
+            shared_docs = problems[0].docs_url if len(problems) > 1 and len(
+                {f.docs_url for f in problems}) == 1 else None
             for f in problems:
-                self.finding(r, f, show_summary=True, bullet=len(problems) > 1)
+                self.finding(r, f, show_summary=True, bullet=len(problems) > 1, docs=not shared_docs)
+            if shared_docs:
+                self.verbatim("docs", [shared_docs])
             if self.verbose:
                 for f in notes(r):
                     self.finding(r, f, show_summary=True, bullet=False)
 
-    def finding(self, r: CheckResult, f: Finding, *, show_summary: bool, bullet: bool) -> None:
+    def finding(self, r: CheckResult, f: Finding, *, show_summary: bool, bullet: bool, docs: bool = True) -> None:
         if show_summary and f.summary:
             if bullet:
                 lead = f"{INDENT}{self.g['bullet']} "
@@ -283,14 +332,14 @@ class _Table:
             self.evidence(f.evidence)
         if f.location:
             self.verbatim("at", [f.location])
-        cause = self.cause_number.get(_cause_key(r.target, r.check_id, f.code))
+        cause = self.plan.cause_of(f)
         if f.consequence_of:
             self.field("cause", f"a consequence of {f.consequence_of} (see root causes)")
         elif cause is not None and (f.remediation or self.cause_has_fix[cause]):
             self.field("fix", f"see root cause {cause} above")
         elif f.remediation:
             self.verbatim("fix", f.remediation)
-        if f.docs_url:
+        if f.docs_url and docs:
             self.verbatim("docs", [f.docs_url])
 
     def totals(self, report: Report, exit_code: int | None) -> None:
@@ -298,8 +347,11 @@ class _Table:
         self.blank()
         total = len(report.results)
         parts = count_parts(report)
+        head = f"{total} {'check' if total == 1 else 'checks'}"
+        if self.multi_target:  # the same check counts once per target
+            head += f" on {self.target_count} targets"
         units: list[tuple[str, str, tuple[str, ...]]] = [  # (text, trailing punctuation, style)
-            (f"{total} {'check' if total == 1 else 'checks'}", ":" if parts else "", ())]
+            (head, ":" if parts else "", ())]
         units += [(text, "," if i < len(parts) - 1 else "", STATUS_STYLE[status])
                   for i, (status, text) in enumerate(parts)]
         lines: list[list[tuple[str, str, tuple[str, ...]]]] = []
@@ -329,7 +381,7 @@ def render_table(
     report = scrub(report, printable)
     t = _Table(report, color=color, width=width, verbose=verbose, ascii_only=ascii_only)
     t.header(report)
-    t.root_causes(report.root_causes)
+    t.root_causes()
     descriptions = {tg.id: tg.description for tg in report.targets}
     for target, categories in group_results(report):
         if t.multi_target:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 
-import aiohttp
 import pytest
 from azure.identity import ManagedIdentityCredential
 
 import promrw_doctor.remote_write as rw
+from promrw_doctor.forwarder.http1 import ProtocolError
 from promrw_doctor.forwarder.send import send_canary, send_canary_async
 from promrw_doctor.forwarder.upstream import classify
 from promrw_doctor.lab.emulators import ingestion
@@ -116,12 +117,10 @@ def test_missing_cluster_is_a_config_error(emu: Emulators) -> None:
 
 
 def test_classify_network_errors() -> None:
-    class Key:
-        host, port, ssl, is_ssl = "ingest.example", 443, True, True
-
-    dns = aiohttp.ClientConnectorDNSError(Key(), OSError(-2, "Name or service not known"))  # type: ignore[arg-type]
-    assert classify(dns)[0] == "dns"
-    refused = aiohttp.ClientConnectorError(Key(), ConnectionRefusedError(111, "Connection refused"))  # type: ignore[arg-type]
-    assert classify(refused) == ("connect", "cannot connect to ingest.example:443: Connection refused")
+    assert classify(socket.gaierror(-2, "Name or service not known"), "ingest.example")[0] == "dns"
+    assert classify(ConnectionRefusedError(111, "Connection refused"), "ingest.example", 443) == (
+        "connect", "cannot connect to ingest.example:443: connection refused")
     assert classify(TimeoutError())[0] == "timeout"
-    assert classify(aiohttp.ServerDisconnectedError())[0] == "reset"
+    assert classify(ConnectionResetError())[0] == "reset"
+    assert classify(ssl.SSLCertVerificationError(1, "certificate verify failed"))[0] == "tls"
+    assert classify(ProtocolError("not an HTTP/1.x status line"))[0] == "reset"

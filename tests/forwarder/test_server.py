@@ -164,11 +164,14 @@ def test_upstream_timeout_is_503(emu: Emulators, fwd_factory: Any) -> None:
 
 
 def test_connection_reset_is_503_and_a_stale_connection_is_retried_once(emu: Emulators, fwd: Forwarder) -> None:
-    emu.faults.push(reset=True, count=2)
+    emu.faults.push(reset=True)  # on a fresh connection: no retry
     r = post(fwd)
     assert r.status_code == 503 and "reset" in one_line(r)
-    emu.faults.push(reset=True)  # one reset: the immediate single retry gets through
+    assert post(fwd).status_code == 204  # now a kept-alive connection is pooled
+    emu.faults.push(reset=True)  # on the reused connection: retried once on a fresh one
     assert post(fwd).status_code == 204
+    emu.faults.push(reset=True, count=2)  # and the retry is only once
+    assert post(fwd).status_code == 503
 
 
 def test_upstream_unreachable_is_503(emu: Emulators, fwd_factory: Any) -> None:

@@ -76,12 +76,14 @@ def test_scenario_probe_stage_code_and_ranking(name: str, lab_env: object) -> No
     res = result_of(report, PROBE)
     roots = sorted({rc.code for rc in report.root_causes})
     assert roots == sorted(scenario.expected_root_causes), report.root_causes
-    if scenario.probe_stage == "ok":
+    stage = scenario.probe_stage
+    assert stage is not None
+    if stage == "ok":
         assert res.status == Status.PASS, res.summary
         return
     [finding] = [f for f in res.findings if f.status.is_problem]
     assert res.status == Status.FAIL
-    assert (finding.subject, finding.code) == (scenario.probe_stage, STAGE_CODE[scenario.probe_stage])
+    assert (finding.subject, finding.code) == (stage, STAGE_CODE[stage])
     # The probe is the consequence of the check that explains it, not a second root cause.
     assert finding.consequence_of in scenario.expected_root_causes
     [root] = report.root_causes
@@ -121,7 +123,8 @@ def test_without_the_pods_identity_context_the_probe_is_not_attempted(lab_env: o
     world = lab_env("healthy-pod-identity")  # type: ignore[operator]
     report = api.probe(**discovery_kwargs(world))
     res = result_of(report, PROBE)
-    assert res.status == Status.SKIPPED and HOW_TO_ENABLE.split(";")[0][:40] in res.summary
+    assert res.status == Status.UNKNOWN and HOW_TO_ENABLE in res.summary and "--as-me" in (res.needs or "")
+    assert api.exit_code(report) == 3  # asked for and not done: incomplete, never "all clear"
     assert ingestion_records(world) == [] and receiver_values(world) == []
 
 
@@ -189,3 +192,54 @@ def test_query_endpoint_from_the_workspace(lab_env: object) -> None:
     report = probe_as_pod(world)
     ev = result_of(report, PROBE).findings[0].evidence
     assert (ev["query_endpoint"], ev["query_endpoint_source"]) == (workspace_query_endpoint(world), "workspace")
+
+
+STALE_ROLE_CHECK = '''
+from promrw_doctor.core import check
+
+
+@check(id="azure.stale-role-view", title="Stand-in: a role check judging from stale data", category="azure",
+       severity="critical", codes=["ROLE_ASSIGNMENT_MISSING"])
+def stale_role_view(ctx):
+    """Test stand-in for a check whose Azure metadata is stale (the role has propagated since)."""
+    return ctx.fail("ROLE_ASSIGNMENT_MISSING", "no Monitoring Metrics Publisher on the DCR (stale view)")
+'''
+
+
+def _grant_doctor_publisher(world: object) -> None:
+    """Give the lab's doctor identity Monitoring Metrics Publisher on the DCR (lab state: a seam we own)."""
+    from datetime import timedelta
+
+    from promrw_doctor.lab.azure_state import RoleAssignment
+
+    st = world.azure_state  # type: ignore[attr-defined]
+    sp = next(a.sp_object_id for a in st.applications if a.app_id == st.doctor_app_id)
+    dcr = st.dcrs[0]
+    st.role_assignments.append(RoleAssignment(
+        id=f"{dcr.id}/providers/Microsoft.Authorization/roleAssignments/doctor", name="doctor", scope=dcr.id,
+        role_definition_id=st.role_definition_id("Monitoring Metrics Publisher"), principal_id=sp,
+        principal_type="ServicePrincipal", created_on=st.now() - timedelta(days=1)))
+
+
+@pytest.mark.parametrize("as_me", [False, True])
+def test_delivered_canary_beside_a_failing_check_says_whom_to_believe(as_me: bool, lab_env: object,
+                                                                     tmp_path: object) -> None:
+    from pathlib import Path
+
+    checks_dir = Path(str(tmp_path)) / "checks"
+    checks_dir.mkdir()
+    (checks_dir / "stale_role.py").write_text(STALE_ROLE_CHECK, encoding="utf-8")
+    world = lab_env("healthy-pod-identity")  # type: ignore[operator]
+    if as_me:
+        _grant_doctor_publisher(world)
+        report = api.probe(**discovery_kwargs(world, as_me=True, with_checks=True, checks_dirs=[checks_dir]))
+    else:
+        report = probe_as_pod(world, with_checks=True, checks_dirs=[checks_dir])
+    assert result_of(report, PROBE).status == Status.PASS
+    verdict = result_of(report, "pipeline.probe-vs-checks")
+    [f] = verdict.findings
+    assert (verdict.status, f.code, f.evidence["check_id"]) == (Status.WARN, "PROBE_CONTRADICTS_CHECKS",
+                                                                "azure.stale-role-view")
+    assert f.evidence["believe"] == ("check" if as_me else "probe")
+    assert ("--as-me" in f.summary) is as_me
+    assert {rc.code for rc in report.root_causes} == {"ROLE_ASSIGNMENT_MISSING", "PROBE_CONTRADICTS_CHECKS"}

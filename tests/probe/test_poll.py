@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from promrw_doctor.probe.poll import DEFAULT_MAX_QUERIES, Attempt, Backoff, Step, poll, schedule
@@ -24,7 +26,7 @@ class FakeClock:
 def test_first_attempt_is_immediate_then_doubles_to_the_ceiling() -> None:
     offsets = schedule(20.0)
     assert offsets[0] == 0.0
-    gaps = [round(b - a, 6) for a, b in zip(offsets, offsets[1:], strict=False)]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(offsets)]
     assert gaps[:8] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0]
     assert max(gaps) == 5.0
     assert offsets[-1] == pytest.approx(20.0)  # the last wait is shortened to end on the deadline
@@ -34,7 +36,7 @@ def test_ten_minutes_against_azure_stays_well_under_the_bound() -> None:
     offsets = schedule(600.0)
     assert 100 < len(offsets) < DEFAULT_MAX_QUERIES
     assert offsets[-1] == pytest.approx(600.0)
-    assert all(b > a for a, b in zip(offsets, offsets[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(offsets))
 
 
 def test_long_deadlines_raise_the_ceiling_so_queries_stay_bounded() -> None:
