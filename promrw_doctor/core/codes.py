@@ -5,7 +5,8 @@ remove one, only add. ``tests/test_catalog.py`` enforces that every code a check
 emit is here, that every entry has its explain text, and that no released code
 (``tests/data/released_codes.txt``) has disappeared.
 
-Each YAML file maps CODE -> {title, category, severity, what, why, fix, docs}.
+Each YAML file that holds a mapping maps CODE -> {title, category, severity, what, why, fix, docs};
+files holding a list (the log-signature table) are other catalog data and are skipped here.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def catalog() -> dict[str, CodeInfo]:
         if not entry.name.endswith(".yaml"):
             continue
         data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            continue
         for code, info in data.items():
             if code in out:
                 raise ValueError(f"diagnosis code {code} defined twice (second time in {entry.name})")

@@ -321,8 +321,11 @@ class Engine:
 def rank_root_causes(registry: Registry, results: list[CheckResult]) -> list[RootCause]:
     """Problem findings none of whose ancestors failed, ranked fail-first then by severity.
 
-    Findings that declare ``explained_by`` codes which are themselves present as
-    problems in the same target become consequences (``consequence_of``) instead.
+    A finding that declares ``explained_by`` codes becomes a consequence
+    (``consequence_of``) when one of those codes is present as a problem in the same
+    target and is itself a root cause or a consequence of one, so chains (A explained by B,
+    B explained by C) collapse onto C. Findings explained only by each other stay root
+    causes: a cycle must never hide every problem.
     """
     by_target: dict[str, list[CheckResult]] = {}
     for r in results:
@@ -330,33 +333,39 @@ def rank_root_causes(registry: Registry, results: list[CheckResult]) -> list[Roo
     causes: list[tuple[tuple[int, int, int], RootCause]] = []
     for target, rs in by_target.items():
         status_of = {r.check_id: r.status for r in rs}
-        problem_codes: dict[str, Finding] = {}
-        for r in rs:
-            for f in r.findings:
-                if f.status.is_problem and not f.explained_by:
-                    problem_codes.setdefault(f.code, f)
+        candidates: list[tuple[int, CheckResult, Finding]] = []
         for order, r in enumerate(rs):
             if r.check_id in registry:
                 anc = registry.ancestors(r.check_id)
                 if any(status_of.get(a) in (Status.FAIL, Status.ERROR) for a in anc):
                     continue
-            for f in r.findings:
-                if not f.status.is_problem:
-                    continue
-                cause = next((c for c in f.explained_by if c in problem_codes), None)
+            candidates.extend((order, r, f) for f in r.findings if f.status.is_problem)
+        present = {f.code for _, _, f in candidates}
+        # Seeds: problems nothing present explains. Then let explanations flow outward from them.
+        settled_codes = {f.code for _, _, f in candidates if not any(c in present for c in f.explained_by)}
+        pending = [item for item in candidates if any(c in present for c in item[2].explained_by)]
+        changed = True
+        while changed and pending:
+            changed = False
+            for item in list(pending):
+                f = item[2]
+                cause = next((c for c in f.explained_by if c in settled_codes), None)
                 if cause is not None:
                     f.consequence_of = cause
-                    continue
-                consequences = [x.check_id for x in rs if x.blocked_by == r.check_id]
-                consequences += [
-                    x.check_id for x in rs for g in x.findings if g.explained_by and f.code in g.explained_by
-                ]
-                sev = f.severity or r.severity
-                rank = (0 if f.status == Status.FAIL else 1, -sev.rank, order)
-                causes.append((rank, RootCause(
-                    target=target, check_id=r.check_id, code=f.code, status=f.status, severity=sev,
-                    summary=f.summary, remediation=list(f.remediation), consequences=sorted(set(consequences)),
-                )))
+                    settled_codes.add(f.code)
+                    pending.remove(item)
+                    changed = True
+        for order, r, f in candidates:
+            if f.consequence_of is not None:
+                continue
+            consequences = [x.check_id for x in rs if x.blocked_by == r.check_id]
+            consequences += [x.check_id for x in rs for g in x.findings if g.consequence_of == f.code]
+            sev = f.severity or r.severity
+            rank = (0 if f.status == Status.FAIL else 1, -sev.rank, order)
+            causes.append((rank, RootCause(
+                target=target, check_id=r.check_id, code=f.code, status=f.status, severity=sev,
+                summary=f.summary, remediation=list(f.remediation), consequences=sorted(set(consequences)),
+            )))
     causes.sort(key=lambda item: item[0])
     return [c for _, c in causes]
 

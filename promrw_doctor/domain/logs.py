@@ -337,12 +337,12 @@ def parse_signatures(rows: Iterable[Mapping[str, Any]]) -> list[Signature]:
 
 
 # ``.yml``, not ``.yaml``: the code-catalog loader reads every ``catalog/*.yaml`` as a code mapping.
-SIGNATURE_FILES = ("log_signatures.yml", "log_signatures.yaml")
+SIGNATURE_FILES = ("log_signatures.yaml",)
 
 
 @functools.cache
 def default_signatures() -> tuple[Signature, ...]:
-    """The shipped table (``promrw_doctor/catalog/log_signatures.yml``), read once (package data, not the cluster)."""
+    """The shipped table (``promrw_doctor/catalog/log_signatures.yaml``), read once (package data, not the cluster)."""
     from importlib import resources
 
     import yaml
@@ -352,7 +352,7 @@ def default_signatures() -> tuple[Signature, ...]:
         entry = folder / name
         if entry.is_file():
             return tuple(parse_signatures(yaml.safe_load(entry.read_text(encoding="utf-8")) or []))
-    raise FileNotFoundError("promrw_doctor/catalog/log_signatures.yml is missing from this installation")
+    raise FileNotFoundError("promrw_doctor/catalog/log_signatures.yaml is missing from this installation")
 
 
 @dataclass

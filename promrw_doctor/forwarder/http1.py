@@ -115,7 +115,8 @@ def proxy_for(scheme: str, host: str) -> str | None:
         return None
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get("https")
-    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - not in typeshed
+    if not proxy or bypass(host, proxies):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 

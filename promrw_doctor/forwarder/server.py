@@ -110,7 +110,7 @@ class Forwarder:
         self._routes: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] = {
             WRITE_PATH: self.handle_write, "/health": self.handle_health, "/ready": self.handle_ready,
             "/metrics": self.handle_metrics}
-        self.server = web.Server(self._dispatch, access_log=None)
+        self.server: web.Server | None = None
         tokens.add_listener(self._on_token)
 
     def _on_token(self, ok: bool) -> None:

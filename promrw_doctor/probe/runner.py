@@ -192,11 +192,13 @@ def run_probe(
                          query_endpoint=query.endpoint if query is not None else None,
                          query_endpoint_source=query_source if query is not None else None)
 
+    client = query  # kept for the query count even when the endpoint turns out unusable
+
     def finish(stages: list[StageResult]) -> ProbeResult:
         result.stages = stages
         result.total_ms = (time.perf_counter() - started) * 1000.0
-        if query is not None:
-            result.queries = query.queries
+        if client is not None:
+            result.queries = client.queries
         return result
 
     # 1. preflight: is the query endpoint usable? (nothing written yet)

@@ -324,15 +324,15 @@ class CausePlan:
         self._cause_of_finding = {id(f): self._number[rc_id] for rc_id, f in self._finding_of.items()}
         self._fix_shown: dict[int, str] = {}
         first_label: dict[tuple[str, ...], str] = {}
-        for group in self.groups:
-            rc = group[0][1]
-            if not rc.remediation:
+        for numbered in self.groups:
+            lead = numbered[0][1]
+            if not lead.remediation:
                 continue
-            key = _fix_key(rc.remediation)
-            if key in first_label:
-                self._fix_shown[id(rc)] = first_label[key]
+            fix = _fix_key(lead.remediation)
+            if fix in first_label:
+                self._fix_shown[id(lead)] = first_label[fix]
             else:
-                first_label[key] = self.label(group)
+                first_label[fix] = self.label(numbered)
         self.count = len(causes)
 
     @staticmethod

@@ -152,11 +152,17 @@ class _Table:
         return self.s(name.ljust(LABEL_WIDTH), "dim") if first else " " * LABEL_WIDTH
 
     def field(self, name: str, text: str, indent: str = INDENT, *styles: str) -> None:
-        """``name`` in the label column, ``text`` wrapped beside it (below it if ``name`` is too long)."""
-        if len(name) >= LABEL_WIDTH:
+        """``name`` in the label column, ``text`` wrapped beside it.
+
+        A label too long for the column, or a word too long to sit beside it, puts the
+        label on a line of its own, so that the long word is alone on its line.
+        """
+        room = self.width - len(indent) - LABEL_WIDTH
+        pieces = wrap(text, room)
+        if len(name) >= LABEL_WIDTH or display_width(pieces[0]) > room:
             self.emit(indent + self.s(name, "dim"))
             name = ""
-        for i, piece in enumerate(wrap(text, self.width - len(indent) - LABEL_WIDTH)):
+        for i, piece in enumerate(pieces):
             self.emit(indent + self.label(name, i == 0) + self.s(piece, *styles))
 
     def verbatim(self, name: str, items: Sequence[str], indent: str = INDENT) -> None:

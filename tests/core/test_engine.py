@@ -222,3 +222,34 @@ def test_unknown_fail_on_is_input_error():
     report = _run(_registry(passes))
     with pytest.raises(InputError):
         exit_code_for(report, "sometimes")
+
+
+def test_consequence_chains_collapse_onto_the_root_and_cycles_stay_visible():
+    @check(id="pipeline.c", title="t", category="pipeline", severity="high", codes=["C_ROOT"])
+    def c(ctx):
+        return ctx.fail("C_ROOT", "root")
+
+    @check(id="pipeline.b", title="t", category="pipeline", severity="high", codes=["B_MID"])
+    def b(ctx):
+        return ctx.fail("B_MID", "middle", explained_by=("C_ROOT",))
+
+    @check(id="pipeline.a", title="t", category="pipeline", severity="critical", codes=["A_LEAF"])
+    def a(ctx):
+        return ctx.fail("A_LEAF", "leaf", explained_by=("B_MID",))
+
+    report = _run(_registry(a, b, c))
+    assert [rc.code for rc in report.root_causes] == ["C_ROOT"]
+    findings = {f.code: f for r in report.results for f in r.findings}
+    assert findings["B_MID"].consequence_of == "C_ROOT"
+    assert findings["A_LEAF"].consequence_of == "B_MID"
+
+    @check(id="pipeline.x", title="t", category="pipeline", severity="high", codes=["X"])
+    def x(ctx):
+        return ctx.fail("X", "x", explained_by=("Y",))
+
+    @check(id="pipeline.y", title="t", category="pipeline", severity="high", codes=["Y"])
+    def y(ctx):
+        return ctx.fail("Y", "y", explained_by=("X",))
+
+    cyc = _run(_registry(x, y))
+    assert sorted(rc.code for rc in cyc.root_causes) == ["X", "Y"]

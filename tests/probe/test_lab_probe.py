@@ -243,3 +243,16 @@ def test_delivered_canary_beside_a_failing_check_says_whom_to_believe(as_me: boo
     assert f.evidence["believe"] == ("check" if as_me else "probe")
     assert ("--as-me" in f.summary) is as_me
     assert {rc.code for rc in report.root_causes} == {"ROLE_ASSIGNMENT_MISSING", "PROBE_CONTRADICTS_CHECKS"}
+
+
+def test_live_traffic_world_canary_beside_real_production_queue(lab_env: object) -> None:
+    """A real Prometheus remote-writes through the forwarder; the canary and its queue are compared live."""
+    world = lab_env("healthy-pod-identity-live", traffic=True)  # type: ignore[operator]
+    world.receiver.wait_for("prometheus_build_info", timeout=30)  # the sender's own samples arrive
+    report = probe_as_pod(world)
+    assert result_of(report, PROBE).status == Status.PASS
+    prod = result_of(report, "pipeline.probe-vs-production")
+    assert prod.status == Status.PASS, prod.summary
+    queues = prod.findings[0].evidence["queues"]
+    assert queues and queues[0]["samples_total"] > 0  # Prometheus's own, live counters
+    assert len(receiver_values(world)) == 1

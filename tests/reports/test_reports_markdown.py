@@ -6,7 +6,7 @@ import re
 
 from report_samples import IMAGE_CMD, ROLE_CMD, TARGET
 
-from promrw_doctor.core.model import Report
+from promrw_doctor.core.model import CheckResult, Finding, Report, RootCause, Severity, Status, Target
 from promrw_doctor.reports import render
 from promrw_doctor.reports.markdown import cell, code, fenced, text
 
@@ -98,3 +98,68 @@ def test_single_target_has_no_target_column(clean_report: Report) -> None:
     md = render(clean_report, "markdown")
     assert "| Check | Status | Code | Summary |" in md
     assert "| Target |" not in md
+
+
+# ---------------------------------------------------------------------- repeated fixes and cross-references
+
+BINDING_FIX = [
+    "apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentityBinding\nspec:\n  azureIdentity: <AzureIdentityName>",
+    "kubectl apply -f binding.yaml",
+]
+
+
+def _report(specs: list[tuple[str, str, str, str, list[str]]]) -> Report:
+    """One fail finding and one root cause per (check_id, code, summary, location, fix), in that order."""
+    results: dict[str, CheckResult] = {}
+    causes = []
+    for check_id, code_, summary, location, fix in specs:
+        f = Finding(code=code_, status=Status.FAIL, severity=Severity.HIGH, summary=summary, location=location,
+                    remediation=list(fix), check_id=check_id)
+        r = results.setdefault(check_id, CheckResult(check_id=check_id, title=f"Title of {check_id}",
+                                                     category="lint", status=Status.FAIL, severity=Severity.HIGH,
+                                                     target="files", summary=summary))
+        r.findings.append(f)
+        causes.append(RootCause(target="files", check_id=check_id, code=code_, status=Status.FAIL,
+                                severity=Severity.HIGH, summary=summary, remediation=list(fix),
+                                consequences=["lint.binding-identity-ref"] if "keys" in check_id else []))
+    return Report(command="lint", targets=[Target(id="files", kind="files")], results=list(results.values()),
+                  root_causes=causes, started_at="t", duration_s=0)
+
+
+def shared_fix_report() -> Report:
+    return _report([
+        ("lint.binding-keys", "POD_IDENTITY_BINDING_INVALID", "AzureIdentity is capitalised", "b.yaml:8", BINDING_FIX),
+        ("lint.binding-keys", "POD_IDENTITY_BINDING_INVALID", "Selector is capitalised", "b.yaml:9", BINDING_FIX),
+        ("lint.binding-keys", "MANIFEST_MISINDENTED", "keys at the top level", "b.yaml:7", BINDING_FIX),
+        ("lint.manifest-name", "MANIFEST_NAME_MISSING", "metadata.name is missing", "b.yaml:5", BINDING_FIX),
+        ("lint.typographic-quotes", "YAML_TYPOGRAPHIC_QUOTES", "curly quotes", "b.yaml:8", ['A: "<x>"']),
+    ])
+
+
+def test_root_causes_sharing_a_fix_print_it_once() -> None:
+    md = render(shared_fix_report(), "markdown")
+    causes = md[md.index("## Root causes"):md.index("## Checks that need attention")]
+    assert md.count("apiVersion: aadpodidentity.k8s.io/v1") == 1
+    assert causes.index("1. **") < causes.index("   Location: `b.yaml:8`") < causes.index("2. **") \
+        < causes.index("   Location: `b.yaml:9`") < causes.index("3. **") < causes.index("   Fix for 1-3:")
+    assert causes.count("Consequences: `lint.binding-identity-ref`") == 1
+    assert "   Fix: same as 1-3." in causes
+    assert '   ```sh\n   A: "<x>"\n   ```' in causes
+
+
+def test_multi_line_fixes_stay_inside_their_list_item() -> None:
+    """Every line of a fence inside a list item is indented to the item's content column,
+    or Markdown ends the item (and the fence) at the first line that is not."""
+    specs = [(f"lint.check-{i}", "CODE", f"problem {i}", f"f.yaml:{i}", [f"a: {i}\nb:\n  c: {i}"])
+             for i in range(1, 12)]
+    md = render(_report(specs), "markdown")
+    causes = md[md.index("## Root causes"):md.index("## Checks that need attention")]
+    assert "   ```sh\n   a: 9\n   b:\n     c: 9\n   ```" in causes
+    assert "10. **" in causes
+    assert "    ```sh\n    a: 10\n    b:\n      c: 10\n    ```" in causes  # "10. " needs four spaces
+
+
+def test_each_finding_points_at_its_own_root_cause() -> None:
+    md = render(shared_fix_report(), "markdown")
+    evidence = md[md.index("## Evidence"):]
+    assert re.findall(r"Fix: see root cause (\d+)", evidence) == ["1", "2", "3", "4", "5"]

@@ -259,9 +259,11 @@ def test_root_causes_sharing_a_fix_print_it_once() -> None:
     assert out.count("kubectl apply -f binding.yaml") == 1
     assert "     fix       same as 1-3\n" in causes
     assert '     fix       AzureIdentity: "<AzureIdentityName>"' in causes
+    allowed = {line.strip() for token in unbreakable(report) for line in token.splitlines()}
     for width in (80, 40):
         text = render(report, "table", width=width)
-        assert all(columns(line) <= width or " " not in line.strip() for line in text.splitlines())
+        for line in text.splitlines():
+            assert columns(line) <= width or line.strip() in allowed or " " not in line.strip(), line
 
 
 def test_a_lone_repeated_fix_says_same_as() -> None:
