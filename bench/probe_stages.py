@@ -82,7 +82,7 @@ def main() -> int:
     e2e = [s["probe end to end"] for s in samples]
     call = [s["api.probe call"] for s in samples]
     first = e2e[0]
-    print(f"first probe end to end {first:.0f} ms (cold: doctor credential and MSAL caches empty)")
+    print(f"first probe end to end {first:.0f} ms")
     ok = max(e2e) <= TARGET_MS
     print(f"end to end p95 {pct(e2e, 0.95):.0f} ms vs target {TARGET_MS:.0f} ms: "
           f"{pct(e2e, 0.95) / TARGET_MS:.3f} of budget ({'OK' if ok else 'OVER'}; worst {max(e2e):.0f} ms)")

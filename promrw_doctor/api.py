@@ -22,6 +22,21 @@ from .core.model import CheckResult, Report
 from .core.registry import CheckSpec, Registry, load_registry
 
 LIVE_CATEGORIES = ("kubernetes", "identity", "azure", "pipeline")
+# Imported once in the calling thread before facts are gathered in parallel: some of these
+# packages have import cycles that break when two threads import them for the first time at once.
+_LIVE_IMPORTS = ("requests", "urllib3", "kubernetes.client", "kubernetes.config", "azure.core.pipeline",
+                 "azure.identity", "msal", "jwt", "cryptography.x509", "yaml")
+
+
+def warm_imports(modules: Sequence[str] = _LIVE_IMPORTS) -> None:
+    """Import the live path's heavy libraries now, single-threaded (never on ``--help``)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional piece missing is reported by the fact that needs it
+            pass
 
 
 def registry(checks_dirs: Sequence[str | Path] = ()) -> Registry:
@@ -171,6 +186,7 @@ def diagnose(
         "probe_options": dict(probe_options or {}),
     }
     opts.update(options or {})
+    warm_imports()
     store = FactStore(opts)
     if fact_spec("k8s.targets") is None:
         raise InputError("live diagnosis is not available in this build (no Kubernetes collector installed)")
@@ -228,6 +244,7 @@ def probe(
     """
     from .probe.command import probe_report
 
+    warm_imports()
     settings = {"ingestion_url": ingestion_url, "identity_type": identity_type, "client_id": client_id,
                 "tenant_id": tenant_id, "audience": audience, "federated_token_file": federated_token_file}
     return probe_report(

@@ -42,9 +42,9 @@ _real_getaddrinfo = socket.getaddrinfo
 
 
 def _check_address(sock: socket.socket, address: object) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-        if not _is_loopback_host(address[0]):
-            raise PermissionError(f"test tried to reach {address[0]!r}: only 127.0.0.0/8 and ::1 are allowed")
+    inet = sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
+    if inet and not _is_loopback_host(address[0]):  # type: ignore[index]
+        raise PermissionError(f"test tried to reach {address[0]!r}: only 127.0.0.0/8 and ::1 are allowed")
 
 
 def _guarded_connect(self: socket.socket, address: object) -> None:

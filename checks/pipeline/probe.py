@@ -138,7 +138,8 @@ def canary_probe(ctx: Any) -> Any:
                         explained_by=failed.explained_by, subject=NETWORK)
     if failed.name == INGESTION:
         status = failed.evidence.get("status")
-        who = f" (principal oid {r.claims.get('oid')}, appid {r.claims.get('appid')})" if r.claims else ""
+        who = (f" (principal oid {r.claims.get('oid')}, appid {r.claims.get('appid')})"
+               if r.claims and str(r.claims.get("oid")) not in failed.detail else "")
         summary = f"probe stopped at ingestion: {failed.detail}{who if status in (401, 403) else ''}"
         audience = "audience" in str(failed.evidence.get("azure_error_code") or "").lower()
         if r.as_me and status in (401, 403) and not audience:

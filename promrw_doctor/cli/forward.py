@@ -83,7 +83,10 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--pass-through-4xx", is_flag=True,
               help="Pass upstream 401/403 through (Prometheus drops the batch) instead of 503 + Retry-After.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
-@click.option("--max-in-flight", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-in-flight", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Upstream requests at once; more get 503 + Retry-After.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Open sender connections; more get a canned 503 and are closed.")
 @click.option("--max-buffered-bytes", type=click.IntRange(min=1024), default=64 * 1024 * 1024,
               show_default=True)
 @click.option("--upstream-timeout", type=click.FloatRange(min=0.1), default=25.0, show_default=True)
@@ -124,6 +127,7 @@ def forward(**kw: Any) -> None:
         ca_bundle=kw.get("ca_bundle"), imds_retry_total=kw.get("imds_retries"),
         listen_host=kw["listen_host"], validate=kw["validate"], pass_through_4xx=kw["pass_through_4xx"],
         max_body_bytes=kw["max_body_bytes"], max_in_flight=kw["max_in_flight"],
+        max_connections=kw["max_connections"],
         max_buffered_bytes=kw["max_buffered_bytes"], upstream_timeout=kw["upstream_timeout"],
         read_timeout=kw["read_timeout"], idle_timeout=kw["idle_timeout"],
         auth_retry_after_s=kw["auth_retry_after"], shutdown_grace_s=kw["shutdown_grace"],

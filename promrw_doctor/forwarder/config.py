@@ -55,6 +55,8 @@ class ForwarderConfig:
     pass_through_4xx: bool = False  # answer upstream 401/403 as-is (Prometheus then drops the batch)
     max_body_bytes: int = 10 * MiB
     max_in_flight: int = 64
+    # Open client connections; beyond it new ones get a canned 503 (bounds per-connection buffers).
+    max_connections: int = 256
     # All request bodies held at once: bounds memory however slow the upstream is.
     max_buffered_bytes: int = 64 * MiB
     upstream_timeout: float = 25.0  # below Prometheus' default remote_timeout (30 s): we answer first
@@ -245,6 +247,9 @@ def _check_limits(cfg: ForwarderConfig) -> None:
         raise InputError(f"max body size {cfg.max_body_bytes} is too small (minimum 1024 bytes)")
     if cfg.max_in_flight < 1:
         raise InputError("max in-flight requests must be at least 1")
+    if cfg.max_connections < cfg.max_in_flight:
+        raise InputError(f"max connections ({cfg.max_connections}) must be at least max in-flight "
+                         f"({cfg.max_in_flight})")
     if cfg.max_buffered_bytes < cfg.max_body_bytes:
         raise InputError(f"max buffered bytes ({cfg.max_buffered_bytes}) must be at least the max body size "
                          f"({cfg.max_body_bytes})")

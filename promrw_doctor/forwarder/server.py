@@ -61,6 +61,38 @@ def excerpt(body: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class _Refuse(asyncio.Protocol):
+    """Answers a connection beyond ``max_connections`` with a canned 503 and closes it, reading nothing."""
+
+    BODY = (PREFIX + "too many connections; retry\n").encode()
+    RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.RESPONSE)
+        transport.close()
+
+
+class _CappedServer(web.Server):
+    """aiohttp's low-level server with a connection cap.
+
+    Each open connection can hold a few hundred KiB of not-yet-read request body in
+    aiohttp's buffers; the cap keeps the total bounded however many senders connect.
+    """
+
+    def __init__(self, handler: Any, *, max_connections: int, on_refused: Callable[[], None], **kw: Any) -> None:
+        super().__init__(handler, **kw)
+        self._max_connections = max_connections
+        self._on_refused = on_refused
+
+    def __call__(self) -> Any:
+        if len(self.connections) >= self._max_connections:
+            self._on_refused()
+            return _Refuse()
+        return super().__call__()
+
+
 class _Throttle:
     """Log a repeated condition at most once per ``interval`` seconds, with the count suppressed."""
 
@@ -132,6 +164,14 @@ class Forwarder:
         self.metrics.token_expiry = tok.expires_on if tok else 0.0
 
     # ---------------------------------------------------------------- app
+    def _connection_refused(self) -> None:
+        self.metrics.rejected("connections")
+        self.metrics.responded(503)
+        n = self._throttle("reject:connections")
+        if n is not None:
+            log.warning("too many connections; refusing new ones with 503",
+                        extra={"fields": {"limit": self.config.max_connections, "suppressed": n}})
+
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         # A low-level aiohttp server and a dict instead of web.Application + router: the
         # application machinery cost ~60 µs per request, a fifth of the forwarder's budget.
@@ -150,7 +190,10 @@ class Forwarder:
         return resp
 
     def _reject(self, status: int, reason_key: str, reason: str, *, headers: dict[str, str] | None = None,
-                close: bool = False) -> web.Response:
+                close: bool = True) -> web.Response:
+        """A refused write. ``close`` (default): the body was not read, so the connection is closed
+        instead of aiohttp draining the unread body into per-connection buffers (with hundreds of
+        refused senders that buffering, not the bodies we accept, would dominate memory)."""
         self.metrics.rejected(reason_key)
         self.metrics.responded(status)
         n = self._throttle(f"reject:{reason_key}")
@@ -161,7 +204,7 @@ class Forwarder:
 
     def _not_get(self, request: web.BaseRequest) -> web.Response:
         return self._reply(405, f"{request.method} not allowed on {request.path}; use GET",
-                           headers={"Allow": "GET"})
+                           headers={"Allow": "GET"}, close=request.can_read_body)
 
     async def handle_health(self, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):
@@ -188,7 +231,7 @@ class Forwarder:
 
     async def handle_unknown(self, request: web.BaseRequest) -> web.Response:
         return self._reply(404, f"no such path {request.path[:200]!r}; "
-                                f"remote write goes to POST {WRITE_PATH}")
+                                f"remote write goes to POST {WRITE_PATH}", close=request.can_read_body)
 
     # -------------------------------------------------------------- write
     async def handle_write(self, request: web.BaseRequest) -> web.Response:
@@ -228,7 +271,7 @@ class Forwarder:
             if cfg.validate:
                 bad = _validate(body, cfg.max_body_bytes * 64)
                 if bad is not None:
-                    return self._reject(400, "invalid_body", bad)
+                    return self._reject(400, "invalid_body", bad, close=False)
             status, resp = await self._forward(request, body)
             self.metrics.responded(status)
             return resp
@@ -364,7 +407,9 @@ class Forwarder:
         self.metrics.token_refresh_failures = max(self.metrics.token_refresh_failures,
                                                   self.tokens.stats.failures)
         await self.upstream.start()
-        self.server = web.Server(self._dispatch, access_log=None, keepalive_timeout=cfg.idle_timeout)
+        self.server = _CappedServer(self._dispatch, max_connections=cfg.max_connections,
+                                    on_refused=self._connection_refused, access_log=None,
+                                    keepalive_timeout=cfg.idle_timeout)
         self._runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=cfg.shutdown_grace_s)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, cfg.listen_host, cfg.listen_port, reuse_address=True,

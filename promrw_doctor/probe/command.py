@@ -36,10 +36,16 @@ PROBE_TAG = "probe"
 DISCOVERY_OVERRIDES = ("federated_token_file",)
 
 
-def select(registry: Registry, *, with_checks: bool, only: Sequence[str], skip: Sequence[str]) -> list[Any]:
+#: Without a cluster (explicit settings) the Kubernetes-side checks have nothing to look at.
+EXPLICIT_CATEGORIES = ("azure", "pipeline")
+
+
+def select(registry: Registry, *, with_checks: bool, only: Sequence[str], skip: Sequence[str],
+           explicit: bool = False) -> list[Any]:
     """The probe's checks (tag ``probe``), or every live check plus them with ``with_checks``."""
     chosen_only = tuple(only) if (only or with_checks) else (PROBE_TAG,)
-    specs = registry.select(categories=LIVE_CATEGORIES, only=chosen_only, skip=skip, include_opt_in=True)
+    categories = EXPLICIT_CATEGORIES if explicit else LIVE_CATEGORIES
+    specs = registry.select(categories=categories, only=chosen_only, skip=skip, include_opt_in=True)
     if not any(s.id == "pipeline.canary-probe" for s in specs):
         raise InputError("--only/--skip left out pipeline.canary-probe: nothing to probe")
     return specs
@@ -123,7 +129,7 @@ def probe_report(
     if stray:
         flags = ", ".join("--" + k.replace("_", "-") for k in stray)
         raise InputError(f"{flags}: explicit sidecar settings need --ingestion-url (or use the discovery flags)")
-    specs = select(registry, with_checks=with_checks, only=only, skip=skip)
+    specs = select(registry, with_checks=with_checks, only=only, skip=skip, explicit=bool(explicit))
     probe_options: dict[str, Any] = {"as_me": as_me}
     for key, value in (("query_endpoint", query_endpoint), ("timeout_s", timeout_s), ("cluster", cluster),
                        ("identity_env", dict(identity_env) if identity_env else None)):

@@ -238,6 +238,7 @@ class ProbeResult:
     def evidence(self) -> dict[str, Any]:
         """What a report shows: stages with timings, the series and nonce, the identity and its claims."""
         ev: dict[str, Any] = {
+            "stage_timings": self.stage_line(),
             "stages": [s.to_dict() for s in self.stages],
             "series": self.series,
             "nonce": self.nonce,

@@ -256,3 +256,16 @@ def test_live_traffic_world_canary_beside_real_production_queue(lab_env: object)
     queues = prod.findings[0].evidence["queues"]
     assert queues and queues[0]["samples_total"] > 0  # Prometheus's own, live counters
     assert len(receiver_values(world)) == 1
+
+
+def test_explicit_settings_with_checks_rank_the_azure_side(lab_env: object) -> None:
+    world = lab_env("role-missing")  # type: ignore[operator]
+    kwargs = explicit_kwargs(world, with_checks=True, subscription=world.subscription_id,
+                             options={"subscriptions": [world.subscription_id]})
+    kwargs.pop("query_endpoint")  # found from the workspace via ARM, like a user's run
+    report = api.probe(**kwargs)
+    assert [t.kind for t in report.targets] == ["probe"]
+    assert not [r for r in report.results if r.category == "kubernetes"]  # no cluster was given
+    [finding] = result_of(report, PROBE).findings
+    assert (finding.code, finding.consequence_of) == (CANARY_REJECTED, "ROLE_ASSIGNMENT_MISSING")
+    assert [rc.code for rc in report.root_causes] == ["ROLE_ASSIGNMENT_MISSING"]
