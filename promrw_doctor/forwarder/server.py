@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -85,12 +86,21 @@ class _CappedServer(web.Server):
         super().__init__(handler, **kw)
         self._max_connections = max_connections
         self._on_refused = on_refused
+        # Handlers created but not yet connected: asyncio creates the protocols of a burst of
+        # accepted connections before any connection_made runs, so they must count too.
+        self._pending: set[Any] = set()
 
     def __call__(self) -> Any:
-        if len(self.connections) >= self._max_connections:
+        if len(self._connections) + len(self._pending) >= self._max_connections:
             self._on_refused()
             return _Refuse()
-        return super().__call__()
+        handler = super().__call__()
+        self._pending.add(handler)
+        return handler
+
+    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+        self._pending.discard(handler)
+        super().connection_made(handler, transport)
 
 
 class _Throttle:
@@ -493,6 +503,10 @@ async def serve(config: ForwarderConfig, tokens: TokenManager, *,
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
     fwd = Forwarder(config, tokens)
     await fwd.start()
+    # Everything imported and built so far lives for the whole run: keep it out of the cyclic
+    # GC's full collections, which would otherwise scan tens of MB of module objects mid-request
+    # (a p99 latency spike of several ms each time).
+    gc.freeze()
     if ready:
         ready(fwd)
     stop = stop or asyncio.Event()

@@ -88,7 +88,7 @@ def test_not_a_url(shared_world: LabWorld) -> None:
 
 def test_delivered_json_report_exit_0(shared_world: LabWorld) -> None:
     proc = cli(shared_world, "--query-endpoint", workspace_query_endpoint(shared_world), "-o", "json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stderr, proc.stdout[-3000:])
     doc = json.loads(proc.stdout)
     assert doc["command"] == "probe" and doc["targets"][0]["kind"] == "probe"
     [res] = [r for r in doc["results"] if r["check_id"] == "pipeline.canary-probe"]
@@ -101,5 +101,5 @@ def test_delivered_json_report_exit_0(shared_world: LabWorld) -> None:
 def test_token_stage_failure_exit_1(shared_world: LabWorld) -> None:
     proc = cli(shared_world, "--query-endpoint", workspace_query_endpoint(shared_world), "--client-id",
                "00000000-0000-4000-8000-000000000000")
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 1, (proc.returncode, proc.stderr, proc.stdout[-3000:])
     assert "TOKEN_ACQUISITION_FAILED" in proc.stdout and "token" in proc.stdout
