@@ -192,11 +192,17 @@ def diagnose(
         raise InputError("live diagnosis is not available in this build (no Kubernetes collector installed)")
     targets = store.get("k8s.targets")
     context_info = store.try_get("k8s.context_info", default={}) or {}
-    return run_checks(
+    report = run_checks(
         reg, specs, targets, store, command="run",
         options=EngineOptions(check_timeout_s=check_timeout_s, on_result=on_result),
         context=dict(context_info),
     )
+    if probe:
+        # The canary's verdict is compared with every other check once all have run.
+        from .probe.crosscheck import cross_check
+
+        report = cross_check(report, reg)
+    return report
 
 
 def probe(

@@ -34,11 +34,16 @@ from .options import check_output_file, emit, progress_for, report_options
               help="Log Analytics workspace (customer id or ARM id) holding ContainerLogV2 (default: the AKS "
                    "cluster's monitoring add-on).")
 @click.option("--probe", is_flag=True, help="Also send a canary sample and confirm it arrives (writes!).")
+@click.option("--as-me", is_flag=True, help="With --probe: send the canary with the doctor's own credential.")
+@click.option("--query-endpoint", help="With --probe: the workspace's PromQL endpoint (default: from the workspace).")
+@click.option("--probe-timeout", type=float, help="With --probe: seconds to wait for the canary (default 600).")
+@click.option("--cluster", help="With --probe: the canary's cluster label (default: CLUSTER / externalLabels).")
 @report_options
 def run(kubeconfig: str | None, context: str | None, namespace: str | None, pod: str | None, since: str,
         cloud: str | None, cloud_config: str | None, tenant: str | None, subscription: tuple[str, ...],
         client_certificate: str | None, client_certificate_password: str | None, cert_warn_days: float,
-        cert_critical_days: float, log_analytics_workspace: str | None, probe: bool, output: str,
+        cert_critical_days: float, log_analytics_workspace: str | None, probe: bool, as_me: bool,
+        query_endpoint: str | None, probe_timeout: float | None, cluster: str | None, output: str,
         output_file: Path | None, no_color: bool, fail_on: str, only: tuple[str, ...], skip: tuple[str, ...],
         checks_dir: tuple[Path, ...], check_timeout: float, verbose: bool) -> None:
     """Find the Prometheus pod with its remote-write sidecar, then check the pod, its
@@ -46,13 +51,24 @@ def run(kubeconfig: str | None, context: str | None, namespace: str | None, pod:
     from .. import api
 
     check_output_file(output_file)
+    given = {"--as-me": as_me or None, "--query-endpoint": query_endpoint, "--probe-timeout": probe_timeout,
+             "--cluster": cluster}
+    needs_probe = [flag for flag, value in given.items() if value is not None]
+    if needs_probe and not probe:
+        from ..core.errors import InputError
+
+        raise InputError(f"{', '.join(needs_probe)} can only be used with --probe")
+    probe_options = {"as_me": as_me, "query_endpoint": query_endpoint, "timeout_s": probe_timeout,
+                     "cluster": cluster}
+    probe_options = {k: v for k, v in probe_options.items() if v is not None and v is not False}
     progress = progress_for(0)
     try:
         report = api.diagnose(
             kubeconfig=kubeconfig, context=context, namespace=namespace, pod=pod, cloud=cloud,
             cloud_config=cloud_config, tenant=tenant, subscription=subscription[0] if subscription else None,
             since=since, client_certificate=client_certificate,
-            client_certificate_password=client_certificate_password, probe=probe, only=only, skip=skip,
+            client_certificate_password=client_certificate_password, probe=probe, probe_options=probe_options,
+            only=only, skip=skip,
             checks_dirs=checks_dir, check_timeout_s=check_timeout, on_result=progress,
             options={"subscriptions": list(subscription), "cert_warn_days": cert_warn_days,
                      "cert_critical_days": cert_critical_days,

@@ -218,7 +218,11 @@ def run_probe(
                 refused = exc
         except QueryTransient:
             pass  # asked again while polling
-        except (QueryUnreachable, NotPrometheus, QueryRejected) as exc:
+        except QueryUnreachable as exc:
+            if exc.layer != "timeout":  # a slow answer is not a wrong endpoint: polling asks again
+                _unusable(result, query, exc, explicit_query)
+                query = None
+        except (NotPrometheus, QueryRejected) as exc:
             _unusable(result, query, exc, explicit_query)
             query = None
         result.preflight_ms = (time.perf_counter() - t) * 1000.0

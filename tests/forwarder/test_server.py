@@ -458,3 +458,17 @@ def test_minute_summary_line_in_the_sidecar_format(emu: Emulators, fwd_factory: 
     assert sum(int(m.group(3)) for m in parsed if m) == 1
     busy = next(m for m in parsed if m and int(m.group(4)))
     assert int(busy.group(1)) == len(body)
+
+
+def test_connection_cap_refuses_extra_connections_cheaply(fwd_factory: Any) -> None:
+    f = fwd_factory(max_in_flight=1, max_connections=2)
+    held = [_raw(f.port) for _ in range(2)]  # type: ignore[arg-type]
+    time.sleep(0.2)
+    r = post(f)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "too many connections" in one_line(r)
+    for s in held:
+        s.close()
+    time.sleep(0.2)
+    assert post(f).status_code == 204
+    metrics = requests.get(forwarder_url(f, "/metrics"), timeout=5).text
+    assert 'promrw_forwarder_rejected_total{reason="connections"} 1' in metrics
