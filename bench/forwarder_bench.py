@@ -11,9 +11,10 @@ wrk (Lua body rotation, bench/assets/remote_write_post.lua) to:
   (c) the sink through ``promrw-doctor forward`` (a real process; token from the lab IMDS emulator).
 
 Printed: req/s, samples/s, p50/p99 latency and the latency each proxy adds over the sink
-(at max load and at half of the forwarder's max load, paced with wrk's ``delay()``), the
-forwarder's peak RSS (also with a stalled upstream that never answers), and the
-forwarder/nginx throughput ratio, each against its target.
+(at max load and at half of the forwarder's max load, paced with wrk's ``delay()``), CPU
+time per request of the forwarder and of the nginx worker (the figure least disturbed by
+other load on a shared machine), the forwarder's peak RSS (also with a stalled upstream
+that never answers), and the forwarder/nginx throughput ratio, each against its target.
 
 Targets (2-core machine): forwarder >= 0.5 x nginx; >= 1 000 000 samples/s; p99 added
 latency <= 5 ms at half of max load; RSS <= 100 MB, also with a stalled upstream.
@@ -111,6 +112,17 @@ class Nginx:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_worker(master: int) -> int:
+    kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(kids[0]) if kids else master
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -304,12 +316,21 @@ def main() -> int:
         print(f"{'target':16} {'req/s':>9} {'samples/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
               f"{'errors':>7}")
         maxr: dict[str, WrkResult] = {}
+        cpu_per_req: dict[str, float] = {}
+        pids = {"nginx proxy": nginx_worker(proxy.proc.pid), "forwarder": fwd.proc.pid}
         for name, url in urls.items():
+            before = cpu_seconds(pids[name]) if name in pids else 0.0
             r = run_wrk(url, bodies, args.bodies, connections=args.connections, duration=args.duration,
                         threads=args.threads)
+            if name in pids and r.requests:
+                cpu_per_req[name] = (cpu_seconds(pids[name]) - before) / r.requests * 1e6
             maxr[name] = r
             print(f"{name:16} {r.rps:9.0f} {r.samples_per_s:12,.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} "
                   f"{r.non_2xx:8d} {r.errors:7d}")
+        print("CPU per request (the figure least disturbed by other load on the machine): "
+              + ", ".join(f"{k} {v:.0f} us" for k, v in cpu_per_req.items())
+              + (f"; capacity ratio forwarder/nginx {cpu_per_req['nginx proxy'] / cpu_per_req['forwarder']:.2f}"
+                 if len(cpu_per_req) == 2 and cpu_per_req["forwarder"] else ""))
         rss_max_load = fwd.hwm_mb()
 
         half = maxr["forwarder"].rps / 2
@@ -318,6 +339,7 @@ def main() -> int:
         print(f"\n== half of the forwarder's max load: target {half:.0f} req/s "
               f"({conns} connections, {delay:.1f} ms pacing)")
         print(f"{'target':16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'added p99':>10}")
+        load1 = os.getloadavg()[0]
         halfr: dict[str, WrkResult] = {}
         for name, url in urls.items():
             r = run_wrk(url, bodies, args.bodies, connections=conns, duration=args.duration,
@@ -327,6 +349,8 @@ def main() -> int:
         for name, r in halfr.items():
             print(f"{name:16} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.p50_ms - base.p50_ms:10.2f} "
                   f"{r.p99_ms - base.p99_ms:10.2f}")
+        print(f"(1-min load average before these runs: {load1:.1f} on {os.cpu_count()} cores; other processes "
+              "on the machine show up in the p99 of every target)")
         rss_half = fwd.hwm_mb()
         fwd.stop()
         fwd = None

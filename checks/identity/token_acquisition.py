@@ -9,12 +9,12 @@ from promrw_doctor.core import Skip, check
 from promrw_doctor.domain.clouds import normalize_audience, scope
 from promrw_doctor.domain.ingestion_url import cloud_owning_host
 
-# What usually explains a refused token (found by other checks; this one is then a consequence).
-TOKEN_ROOTS = (
-    "CERT_EXPIRED", "CERT_NOT_YET_VALID", "CERT_NOT_REGISTERED", "CERT_NO_PRIVATE_KEY", "CERT_NOT_MOUNTED",
-    "IDENTITY_NOT_FOUND", "AUDIENCE_MISMATCH", "SIDECAR_CONFIG_INVALID", "POD_IDENTITY_LABEL_MISSING",
-    "POD_IDENTITY_BINDING_MISMATCH", "POD_IDENTITY_BINDING_INVALID", "POD_IDENTITY_CLIENT_ID_MISMATCH",
-    "POD_IDENTITY_NOT_ASSIGNED", "POD_IDENTITY_ROLES_MISSING", "NMI_UNHEALTHY", "WORKLOAD_IDENTITY_MISCONFIGURED",
+from ..kubernetes._common import IDENTITY_ROOTS
+
+# What usually explains a refused token (found by other checks; this one is then a consequence):
+# the identity defects of the one write-path table, plus an env or audience the request was built from.
+TOKEN_ROOTS: tuple[str, ...] = (
+    *(c for c in IDENTITY_ROOTS if c != "TOKEN_ACQUISITION_FAILED"), "AUDIENCE_MISMATCH", "SIDECAR_CONFIG_INVALID",
 )
 
 

@@ -23,7 +23,9 @@ import click
 from ..core.errors import DoctorError, InputError
 
 DEFAULT_RUN_SCENARIOS = ("healthy-pod-identity", "selector-mismatch", "role-missing")
-RUN_FORMATS = ("table", "json", "junit", "markdown")
+RUN_FORMATS = ("table", "json", "junit", "markdown", "prometheus")
+#: Formats whose stdout is machine documents only (one per scenario); headers and verdicts go to stderr.
+DOCUMENT_FORMATS = ("junit", "prometheus")
 
 
 class DiagnosisUnavailable(DoctorError):
@@ -184,7 +186,9 @@ def _diagnose(world: Any, probe: bool, check_timeout: float) -> Any:
               help="Scenario to run (repeatable; default: " + ", ".join(DEFAULT_RUN_SCENARIOS) + ").")
 @_scenario_dir_option
 @click.option("-o", "--output", type=click.Choice(RUN_FORMATS), default="table", show_default=True,
-              help="Format of each doctor report (json: one document with every scenario).")
+              help="Format of each doctor report (json: one document with every scenario; junit, prometheus: "
+                   "one document per scenario on stdout, prometheus ones separated by a blank line, verdicts on "
+                   "stderr).")
 @click.option("--probe", is_flag=True, help="Also run the doctor's canary probe (writes into the lab workspace).")
 @click.option("--traffic/--no-traffic", default=None, help="Force live traffic on or off in every world.")
 @click.option("--check-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
@@ -223,10 +227,17 @@ def run(names: tuple[str, ...], scenario_dirs: tuple[Path, ...], output: str, pr
         if output == "json":
             results[-1]["report"] = report.to_dict()
             continue
-        # JUnit goes to stdout alone (one XML document per scenario); the verdicts to stderr.
-        to_err = output == "junit"
+        # JUnit and Prometheus go to stdout alone (one document per scenario); the verdicts to stderr.
+        to_err = output in DOCUMENT_FORMATS
         click.echo(f"=== lab scenario {scenario.name} ({scenario.variant}): {scenario.description}", err=to_err)
-        click.echo(render(report, output, color=False))
+        if output == "prometheus":
+            # Exactly the renderer's exposition per scenario (a valid textfile on its own: with one
+            # scenario stdout is that file); documents never contain an empty line, so one separates them.
+            if len(results) > 1:
+                click.echo("")
+            click.echo(render(report, output), nl=False)  # exit code: what `run` would exit with
+        else:
+            click.echo(render(report, output, color=False))
         click.echo(_verdict_line(scenario.name, got, expected, entry), err=to_err)
         click.echo("", err=to_err)
     if output == "json":
@@ -234,7 +245,7 @@ def run(names: tuple[str, ...], scenario_dirs: tuple[Path, ...], output: str, pr
                                "total": len(results)}, indent=2, default=str))
     else:
         ok = sum(r["match"] for r in results)
-        to_err = output == "junit"
+        to_err = output in DOCUMENT_FORMATS
         click.echo(f"{ok}/{len(results)} scenario(s) diagnosed as expected.", err=to_err)
         for r in results:
             if not r["match"]:

@@ -34,7 +34,8 @@ def report_options(func: F) -> F:
                      help="Also load checks from *.py files in this directory."),
         click.option("--check-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
                      help="Seconds before a single check is abandoned (reported as error)."),
-        click.option("-v", "--verbose", is_flag=True, help="Show evidence for passing checks too, and list each skipped check with its reason."),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="Show evidence for passing checks too, and list each skipped check with its reason."),
     ]
     for dec in reversed(decorators):
         func = dec(func)

@@ -246,6 +246,9 @@ def subscriptions(ctx: FactContext) -> SubscriptionScope:
     ids = [str(s.get("subscriptionId") or "").lower() for s in listed or [] if s.get("subscriptionId")]
     if listed is None:
         notes.append("the subscriptions could not be listed; searched those the cluster names (pass --subscription)")
+    elif not ids:
+        notes.append("the subscription list is empty (the doctor may read none); searched those the cluster names "
+                     "(pass --subscription)")
     for h in hints:
         if h not in ids:
             ids.append(h)

@@ -10,8 +10,9 @@ customer id GUID or ARM id), else the one the AKS cluster's monitoring add-on se
 (``addonProfiles.omsagent.config.logAnalyticsWorkspaceResourceID``).
 
 Fact (target scope): ``azure.sidecar_logs_la`` (:class:`~.kube_logs.ContainerLog` with
-``note`` naming the workspace); ``NotApplicable`` when no workspace is known. A check that
-judges sidecar logs may use it as a fallback source.
+``note`` naming the workspace and ``workspace`` its customer id); ``NotApplicable`` when no
+workspace is known. ``pipeline.sidecar-publishing`` reads it (lazily, never gathered up
+front) when ``pods/log`` is denied or the container restarted within the window.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .kube import pod_key
 from .kube_logs import DEFAULT_TAIL, ContainerLog
 
 API_LOG_ANALYTICS = "2022-10-01"
+LA_READER = "Log Analytics Reader"  # the role an AccessDenied of the query names (checks key on it)
 LOGS_ENDPOINTS = {"public": "https://api.loganalytics.io", "usgov": "https://api.loganalytics.us",
                   "china": "https://api.loganalytics.azure.cn"}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -114,7 +116,7 @@ def sidecar_logs_la(ctx: FactContext) -> ContainerLog:
     if isinstance(verify, str):
         kwargs["connection_verify"] = verify
     logs = LogsQueryClient(ctx.fact("azure.credential"), **kwargs)
-    needs = f"Log Analytics Reader on workspace {customer} ({how})"
+    needs = f"{LA_READER} on workspace {customer} ({how})"
     try:
         result = logs.query_workspace(customer, sidecar_query(ns, name, str(container.get("name")), tail),
                                       timespan=timedelta(seconds=since))
@@ -141,4 +143,5 @@ def sidecar_logs_la(ctx: FactContext) -> ContainerLog:
             ts = when.timestamp() if hasattr(when, "timestamp") else line_timestamp(text, ctx.now)
             lines.extend(LogLine(part, ts) for part in text.splitlines() if part.strip())
     note = f"from Log Analytics ContainerLogV2, workspace {customer} ({how})"
-    return ContainerLog(f"{ns}/{name}", str(container.get("name")), False, tuple(lines), since, tail, note=note)
+    return ContainerLog(f"{ns}/{name}", str(container.get("name")), False, tuple(lines), since, tail, note=note,
+                        workspace=customer)

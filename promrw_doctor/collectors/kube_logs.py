@@ -37,7 +37,8 @@ class ContainerLog:
     lines: tuple[LogLine, ...]
     since_s: float | None
     tail: int
-    note: str | None = None  # why there are no lines (e.g. the container is waiting to start)
+    note: str | None = None  # why there are no lines (e.g. the container is waiting to start), or their source
+    workspace: str | None = None  # the Log Analytics workspace (customer id) when the lines came from ContainerLogV2
 
     @property
     def truncated(self) -> bool:

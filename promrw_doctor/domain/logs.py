@@ -21,6 +21,7 @@ The self-metrics parser is a deliberately small reader of the Prometheus text fo
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -211,12 +212,25 @@ def _int(value: str | None) -> int | None:
     return int(number)
 
 
+def _summary_fields(text: str) -> dict[str, str]:
+    """logfmt pairs; or the members of a JSON object (Log Analytics keeps a JSON ``LogMessage`` as an object)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            obj = json.loads(stripped)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return {str(k): str(v) for k, v in obj.items() if not isinstance(v, dict | list)}
+    return parse_logfmt(text)
+
+
 def parse_summary(line: LogLine | str) -> PublishSummary | None:
     """The summary line's counters in either documented field set; None for any other line."""
     ll = line if isinstance(line, LogLine) else LogLine(line, line_timestamp(line))
     if SUMMARY_MESSAGE not in ll.text:
         return None
-    fields = parse_logfmt(ll.text)
+    fields = _summary_fields(ll.text)
     if "failedPublishing" in fields or "successfullyPublished" in fields:
         failed, succeeded = _int(fields.get("failedPublishing")), _int(fields.get("successfullyPublished"))
         if failed is None and succeeded is None:

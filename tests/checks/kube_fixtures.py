@@ -2,7 +2,9 @@
 
 ``run_check`` runs one check through the real engine with every fact preset (the seam we
 own), so no test can reach a cluster: ``k8s.api`` is a sentinel that fails loudly if a
-check ever needs an unpreset fact computed.
+check ever needs an unpreset fact computed, and the Azure facts a cluster-side check may
+fall back to (``AZURE_OFF``) are preset to "not available". ``Fails(exc)`` presets a fact
+that raises, e.g. ``Fails(AccessDenied("get pods/log in namespace monitoring"))``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from promrw_doctor.collectors.kube import SidecarEnv
 from promrw_doctor.collectors.kube_identity import NmiInfo, PodIdentityView
 from promrw_doctor.core import FactStore, Target
 from promrw_doctor.core.engine import Engine, EngineOptions
-from promrw_doctor.core.facts import fact_spec
+from promrw_doctor.core.errors import NotApplicable
+from promrw_doctor.core.facts import _Slot, fact_spec
 from promrw_doctor.core.model import CheckResult
 from promrw_doctor.core.registry import Registry, spec_of
 from promrw_doctor.domain.sidecar import settings_from_env
@@ -164,11 +167,31 @@ def defaults() -> dict[str, Any]:
     }
 
 
+class Fails:
+    """A preset fact that raises ``exc`` (AccessDenied, NotApplicable, ...) when a check reads it."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+#: Facts that reach Azure, preset to "not available" unless a test gives them (no test may reach Azure).
+AZURE_OFF: dict[str, Any] = {
+    "azure.sidecar_logs_la": Fails(NotApplicable("no Log Analytics workspace known (monitoring add-on off); "
+                                                 "pass --log-analytics-workspace")),
+}
+
+
 def store_with(facts: dict[str, Any], target: Target = TARGET) -> FactStore:
     store = FactStore({"since": "30m"}, now=NOW)
-    for name, value in {**defaults(), **facts}.items():
+    for name, value in {**AZURE_OFF, **defaults(), **facts}.items():
         spec = fact_spec(name)
-        store.preset(name, value, None if spec is not None and spec.scope == "run" else target)
+        key_target = None if spec is not None and spec.scope == "run" else target
+        if isinstance(value, Fails):
+            slot = _Slot(error=value.exc)
+            slot.event.set()
+            store._slots[(name, key_target.id if key_target else "")] = slot
+        else:
+            store.preset(name, value, key_target)
     return store
 
 

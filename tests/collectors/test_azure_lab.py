@@ -154,6 +154,58 @@ def test_healthy_worlds_pass_and_only_read(pi_world: LabWorld, app_world: LabWor
         assert_read_only(world)
 
 
+OTHER_SUB = "0f0f0f0f-0000-4000-8000-000000000001"
+
+
+def subscription_scope(world: LabWorld, monkeypatch: pytest.MonkeyPatch, *, env: str | None = None,
+                       **options: Any) -> Any:
+    """``azure.subscriptions`` with the lab's env but ``AZURE_SUBSCRIPTION_ID`` only when ``env`` is given."""
+    values = {k: v for k, v in world.env_vars().items() if k != "AZURE_SUBSCRIPTION_ID"}
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    if env is not None:
+        values["AZURE_SUBSCRIPTION_ID"] = env
+    with patched_environ(values):
+        opts = {"kubeconfig": str(world.kubeconfig), "context": world.context,
+                "cloud_config": str(world.cloud_config), **options}
+        store = FactStore(opts)
+        return store.get("azure.subscriptions", store.get("k8s.targets")[0])
+
+
+def subscription_lists(world: LabWorld) -> int:
+    return sum(1 for name, rows in world.request_logs().items() if name.split(":")[0] == "arm"
+               for m, p in rows if m == "GET" and p.split("?")[0].rstrip("/") == "/subscriptions")
+
+
+def test_subscription_sources_in_order(pi_world: LabWorld, denied: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--subscription, then AZURE_SUBSCRIPTION_ID (plus what the cluster names), then ARM's list."""
+    sub = pi_world.azure_state.subscription_id.lower()
+    before = subscription_lists(pi_world)
+    given = subscription_scope(pi_world, monkeypatch, env=sub, subscription=OTHER_SUB)
+    assert (given.ids, given.source) == ((OTHER_SUB,), "--subscription")
+    env = subscription_scope(pi_world, monkeypatch, env=OTHER_SUB)
+    assert (env.ids, env.source) == ((OTHER_SUB, sub), "AZURE_SUBSCRIPTION_ID + cluster")
+    assert subscription_lists(pi_world) == before  # neither source lists anything
+    listed = subscription_scope(pi_world, monkeypatch)
+    assert (listed.ids, listed.source, listed.notes) == ((sub,), "listed", ())
+    assert subscription_lists(pi_world) == before + 1
+    # The doctor may read no subscription: ARM's list is empty; the cluster's own still gets searched.
+    deny(denied, pi_world, "arm:subscriptions/read")
+    hidden = subscription_scope(pi_world, monkeypatch)
+    assert (hidden.ids, hidden.source) == ((sub,), "cluster")
+    assert hidden.notes and "list is empty" in hidden.notes[0] and not hidden.denied
+
+
+def test_listed_subscriptions_drive_a_whole_diagnosis(pi_world: LabWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    values = {k: v for k, v in pi_world.env_vars().items() if k != "AZURE_SUBSCRIPTION_ID"}
+    with patched_environ(values):
+        report = api.diagnose(**doctor_kwargs(pi_world))
+    assert not report.root_causes
+    bad = {k: r.summary for k, r in statuses(report).items() if r.status not in (Status.PASS, Status.SKIPPED)}
+    assert not bad
+    assert_read_only(pi_world)
+
+
 # --------------------------------------------------------------------------- permission switches
 
 # permission switch -> (world, the Azure permission ``needs`` must name, checks that become unknown)
@@ -175,6 +227,7 @@ SWITCHES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                    ("azure.identity-found", "azure.role-assignment",
                                     "identity.certificate-registered")),
     "keyvault:certificates/get": ("app", "", ()),  # the certificate file and the app still tell its validity
+    "arm:subscriptions/read": ("pi", "", ()),  # AZURE_SUBSCRIPTION_ID names it (see the sources test below)
 }
 
 

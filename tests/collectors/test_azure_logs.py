@@ -117,7 +117,7 @@ def test_reads_the_sidecar_lines_for_the_window(fake: Fake) -> None:
     q = fake.queries[-1]
     assert q["workspace"] == WS and q["timespan"] in ("PT30M", "PT1800S", "PT1800.0S")
     assert 'PodName == "prom-0"' in q["query"] and 'ContainerName == "prom-remotewrite"' in q["query"]
-    assert WS in (log.note or "")
+    assert WS in (log.note or "") and log.workspace == WS
 
 
 def test_workspace_from_the_clusters_monitoring_add_on(fake: Fake) -> None:

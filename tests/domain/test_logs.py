@@ -87,6 +87,20 @@ def test_summary_current_and_legacy_field_sets() -> None:
     assert parse_summary('msg="Metric packets published in last 1 minute" nothing=here') is None
 
 
+def test_summary_as_a_json_object_from_log_analytics() -> None:
+    """ContainerLogV2 keeps a JSON LogMessage as an object; the collector hands it on as compact JSON."""
+    text = ('{"avgBytesPerRequest":19713,"failedPublishing":120,"level":"info",'
+            '"msg":"Metric packets published in last 1 minute","successfullyPublished":0}')
+    s = parse_summary(text)
+    assert s is not None and (s.failed, s.succeeded, s.field_set) == (120, 0, "current") and s.avg_bytes == 19713
+    legacy = parse_summary('{"msg":"Metric packets published in last 1 minute","failedPublishingToAll":1,'
+                           '"successfullyPublishedToAll":9,"successfullyPublishedToSome":1}')
+    assert legacy is not None and (legacy.failed, legacy.succeeded, legacy.partial) == (1, 10, 1)
+    assert parse_summary('{"msg":"Metric packets published in last 1 minute","nested":{"failedPublishing":1}}') is None
+    assert parse_summary('{not json, msg="Metric packets published in last 1 minute" failedPublishing=1 '
+                         'successfullyPublished=2') is not None  # falls back to logfmt
+
+
 def _summaries(*pairs: tuple[int, int], start: float = NOW - 600) -> list:
     out = []
     for i, (f, s) in enumerate(pairs):

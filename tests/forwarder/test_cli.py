@@ -112,3 +112,17 @@ def test_send_cli_exit_codes(emu: Emulators) -> None:
 
     bad = runner.invoke(cli, ["send", "--identity-type", "magic"], env=env)
     assert bad.exit_code == 2 and "IDENTITY_TYPE 'magic' is not one of" in bad.output
+
+
+def test_forward_port_in_use_exits_2(emu: Emulators) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "promrw_doctor", "forward", "--port", str(port),
+                            "--imds-retries", "0"], env=_env(emu), text=True, capture_output=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"promrw-doctor: error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in p.stderr

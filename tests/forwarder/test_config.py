@@ -70,6 +70,13 @@ def test_usgov_cloud_selects_audience_and_authority() -> None:
     assert not cfg.identity.disable_instance_discovery
 
 
+def test_china_cloud() -> None:
+    url = URL.replace("monitor.azure.com", "monitor.azure.cn")
+    cfg = config_from_env(_env(INGESTION_URL=url, CLOUD="AZURE_CHINA"))
+    assert cfg.identity.scope == "https://monitor.azure.cn/.default"
+    assert cfg.identity.authority_host == "https://login.chinacloudapi.cn"
+
+
 def test_usgov_host_without_audience_is_refused() -> None:
     url = URL.replace("monitor.azure.com", "monitor.azure.us")
     with pytest.raises(InputError, match=re.escape("INGESTION_AAD_AUDIENCE=https://monitor.azure.us/.default")):

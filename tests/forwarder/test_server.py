@@ -316,8 +316,8 @@ def _raw(port: int) -> socket.socket:
 def test_slow_body_trickle_gets_408(fwd_factory: Any) -> None:
     f = fwd_factory(read_timeout=0.5)
     s = _raw(f.port)  # type: ignore[arg-type]
-    head = (f"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: snappy\r\n"
-            f"Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n").encode()
+    head = (b"POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: snappy\r\n"
+            b"Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n")
     s.sendall(head + b"x" * 10)
     started = time.monotonic()
     for _ in range(3):
@@ -472,3 +472,15 @@ def test_connection_cap_refuses_extra_connections_cheaply(fwd_factory: Any) -> N
     assert post(f).status_code == 204
     metrics = requests.get(forwarder_url(f, "/metrics"), timeout=5).text
     assert 'promrw_forwarder_rejected_total{reason="connections"} 1' in metrics
+
+
+def test_expect_100_continue(fwd: Forwarder) -> None:
+    body = canary_body()
+    s = _raw(fwd.port)  # type: ignore[arg-type]
+    s.sendall((f"POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\n"
+               f"Content-Type: application/x-protobuf\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n")
+              .encode())
+    assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    s.sendall(body)
+    assert s.recv(200).startswith(b"HTTP/1.1 204")
+    s.close()

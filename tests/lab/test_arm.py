@@ -233,6 +233,65 @@ def test_subscription_and_resource_groups(lab: Lab) -> None:
     assert lab.get(f"{S}/resourcegroups/nope", api="2021-04-01", method="HEAD").status_code == 404
 
 
+SUB_API = "2022-12-01"
+
+
+def test_subscriptions_list_is_the_state_subscription_in_the_get_shape(lab: Lab) -> None:
+    listed = lab.get("/subscriptions", api=SUB_API)
+    assert listed.status_code == 200, listed.text
+    value = listed.json()["value"]
+    assert [s["subscriptionId"] for s in value] == [SUB]
+    one = lab.get(f"/subscriptions/{SUB}", api=SUB_API).json()
+    assert value == [one]  # the same document from the list and from the get
+    assert one["id"] == S and one["tenantId"] == TENANT and one["authorizationSource"] == "RoleBased"
+    assert lab.get("/subscriptions/", api="2020-01-01").json()["value"] == value  # trailing slash, older api
+
+
+def test_subscriptions_list_names_every_subscription_the_world_implies(lab: Lab) -> None:
+    other = "00000000-0000-0000-0000-0000000000bb"
+    extra = _ra("aaaaaaaa-0000-0000-0000-0000000000ee", f"/subscriptions/{other}/resourceGroups/rg-x", "Reader",
+                MI_PRINCIPAL, 600)
+    with lab.state.lock:
+        lab.state.role_assignments.append(extra)
+    try:
+        value = lab.get("/subscriptions", api=SUB_API).json()["value"]
+        assert [s["subscriptionId"] for s in value] == [SUB, other]  # the state's own first
+        for item in value:
+            assert lab.get(item["id"], api=SUB_API).json() == item
+    finally:
+        with lab.state.lock:
+            lab.state.role_assignments.remove(extra)
+
+
+def test_subscriptions_list_checks_token_and_api_version(lab: Lab) -> None:
+    assert lab.get("/subscriptions", api=SUB_API, token=None).status_code == 401
+    missing = lab.get("/subscriptions", api=None)
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "MissingApiVersionParameter"
+    bad = lab.get("/subscriptions", api="2099-01-01")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidApiVersionParameter"
+    assert "2022-12-01" in bad.json()["error"]["message"]
+    assert lab.get("/subscriptions", api=SUB_API, method="DELETE").status_code == 405
+
+
+def test_denied_subscription_read_empties_the_list_and_refuses_the_get(lab: Lab) -> None:
+    lab.state.doctor_denied.add("arm:subscriptions/read")
+    listed = lab.get("/subscriptions", api=SUB_API)
+    assert listed.status_code == 200 and listed.json()["value"] == []  # ARM lists only what one may read
+    r = lab.get(f"/subscriptions/{SUB}", api=SUB_API)
+    assert r.status_code == 403
+    err = r.json()["error"]
+    assert err["code"] == "AuthorizationFailed"
+    assert err["message"].startswith(
+        f"The client '{DOCTOR_OID}' with object id '{DOCTOR_OID}' does not have authorization to perform "
+        f"action 'Microsoft.Resources/subscriptions/read' over scope '{S}'")
+    # A subscription that does not exist is still 404 (existence before permission), and the switch
+    # concerns only the subscription itself: resource groups and resources stay readable.
+    gone = lab.get("/subscriptions/99999999-0000-0000-0000-000000000000", api=SUB_API)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "SubscriptionNotFound"
+    assert lab.get(f"{S}/resourcegroups/rg-aks", api="2021-04-01").status_code == 200
+    assert lab.get(DCR_ID).status_code == 200
+
+
 # ---------------------------------------------------------------------------------- role assignments
 
 def _ra_names(r: requests.Response) -> set[str]:

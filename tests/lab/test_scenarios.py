@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,44 @@ def test_cli_bad_scenario_is_one_line_exit_2(command: str, tmp_path: Path) -> No
 def test_cli_bad_deny_option_is_exit_2() -> None:
     out = _cli("up", "--deny-kube", "delete:pods")
     assert out.returncode == 2 and "--deny-kube 'delete:pods'" in out.stderr
+
+
+def _exposition_families(doc: str) -> dict[str, list[str]]:
+    """Sample lines by family; asserts the textfile rules that matter here (HELP/TYPE first, no blank line)."""
+    assert doc.endswith("\n") and "\n\n" not in doc
+    families: dict[str, list[str]] = {}
+    current = ""
+    for line in doc[:-1].split("\n"):
+        if line.startswith("# HELP "):
+            current = line.split()[2]
+            assert current not in families, f"family {current} declared twice"
+            families[current] = []
+        elif line.startswith("# TYPE "):
+            assert line.split()[2] == current
+        else:
+            assert line and not line.startswith("#") and line.startswith(current), line
+            families[current].append(line)
+    return families
+
+
+@pytest.mark.slow
+def test_cli_lab_run_prometheus_is_one_exposition_per_scenario() -> None:
+    out = _cli("run", "-s", "role-missing", "-o", "prometheus", "--no-traffic")
+    assert out.returncode == 0, out.stderr
+    families = _exposition_families(out.stdout)  # stdout is exactly one textfile: headers/verdicts on stderr
+    assert 'code="ROLE_ASSIGNMENT_MISSING"' in "\n".join(families["promrw_doctor_root_causes"])
+    assert families["promrw_doctor_run_exit_code"] == ["promrw_doctor_run_exit_code 1"]  # what `run` would exit
+    assert "=== lab scenario role-missing" in out.stderr and "1/1 scenario(s) diagnosed as expected" in out.stderr
+    two = _cli("run", "-s", "role-missing", "-s", "healthy-managed-identity", "-o", "prometheus", "--no-traffic")
+    assert two.returncode == 0, two.stderr
+    docs = two.stdout.split("\n\n")
+    assert len(docs) == 2
+    first, second = (_exposition_families(d if d.endswith("\n") else d + "\n") for d in docs)
+    assert first["promrw_doctor_run_exit_code"] == ["promrw_doctor_run_exit_code 1"]
+    assert second["promrw_doctor_run_exit_code"] == ["promrw_doctor_run_exit_code 0"]
+    assert not any(line.endswith(" 1") for line in second.get("promrw_doctor_root_causes", []))
+    promtool = shutil.which("promtool")
+    if promtool:  # Prometheus's own linter on the single-scenario stdout
+        lint = subprocess.run([promtool, "check", "metrics"], input=out.stdout, capture_output=True, text=True,
+                              timeout=30)
+        assert lint.returncode == 0, lint.stdout + lint.stderr

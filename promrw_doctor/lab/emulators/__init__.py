@@ -1,1 +1,4 @@
-"""One aiohttp application per emulated service (Entra, IMDS/NMI, ingestion, query, ARM, Graph, Key Vault, Kubernetes)."""
+"""One aiohttp application per emulated service.
+
+Entra, IMDS/NMI, ingestion, query, ARM, Graph, Key Vault, Kubernetes.
+"""

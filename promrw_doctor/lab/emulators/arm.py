@@ -14,8 +14,10 @@ ARM's error codes, and nothing else:
   ``Microsoft.Monitor/accounts``, ``Microsoft.ManagedIdentity/userAssignedIdentities``,
   ``Microsoft.ContainerService/managedClusters``: get by id, list by subscription and by
   resource group.
-* ``GET /subscriptions/{s}``, ``GET /subscriptions/{s}/resourcegroups[/{rg}]`` (HEAD on a
-  resource group answers 204/404 like ARM's existence check).
+* ``GET /subscriptions`` (list: every subscription the world implies, the state's own first, in
+  the same shape as ``GET /subscriptions/{s}``), ``GET /subscriptions/{s}``,
+  ``GET /subscriptions/{s}/resourcegroups[/{rg}]`` (HEAD on a resource group answers 204/404
+  like ARM's existence check).
 
 Precedence, as ARM: token (401) -> ``api-version`` present (400
 ``MissingApiVersionParameter``) -> route/type and supported api-version (400
@@ -23,7 +25,8 @@ Precedence, as ARM: token (401) -> ``api-version`` present (400
 (404) -> ``doctor_denied`` (403 ``AuthorizationFailed``) -> resource group / resource
 exists (404). Resource ids compare case-insensitively; responses keep the stored casing.
 
-Permission switches honoured (``state.doctor_denied``): ``arm:roleAssignments/read``,
+Permission switches honoured (``state.doctor_denied``): ``arm:subscriptions/read`` (the list is
+then empty, as ARM lists only what the caller may read; a get answers 403), ``arm:roleAssignments/read``,
 ``arm:roleDefinitions/read``, ``arm:dataCollectionRules/read``,
 ``arm:dataCollectionEndpoints/read``, ``arm:accounts/read`` (workspaces),
 ``arm:userAssignedIdentities/read``, ``arm:managedClusters/read``.
@@ -83,6 +86,7 @@ AKS_API = (*(f"{y}-{m:02d}-01" for y in (2022, 2023, 2024, 2025) for m in range(
            "2024-05-02-preview", "2024-09-02-preview", "2025-02-02-preview")
 
 DEFAULT_LOCATION = "eastus"
+SUBSCRIPTIONS_READ = "arm:subscriptions/read"
 MISSING_API_VERSION = "The api-version query parameter (?api-version=) is required for all requests."
 _MONITORING_ACCOUNT = "MonitoringAccount1"
 
@@ -658,18 +662,37 @@ def _render_group(g: dict[str, Any], location: str) -> dict[str, Any]:
     return body
 
 
+def _render_subscription(state: AzureState, sub: str) -> dict[str, Any]:
+    """One subscription, the same shape from the list and from the get (as ARM's Subscriptions API)."""
+    primary = sub.lower() == state.subscription_id.lower()
+    return {
+        "id": f"/subscriptions/{sub}", "authorizationSource": "RoleBased", "managedByTenants": [],
+        "subscriptionId": sub, "tenantId": state.tenant_id,
+        "displayName": "promrw-doctor lab" if primary else f"promrw-doctor lab ({sub})",
+        "state": "Enabled",
+        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
+                                 "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+    }
+
+
+def _list_subscriptions(state: AzureState, api_version: str) -> web.Response:
+    """``GET /subscriptions``: a tenant-level read that never says 403. Like ARM it lists only what the
+    caller may read, so with ``arm:subscriptions/read`` denied the list is empty (200)."""
+    _check_resources_version(api_version, SUBSCRIPTIONS_API)
+    if not state.doctor_may(SUBSCRIPTIONS_READ):
+        return _listing([])
+    subs = _subscriptions(state)
+    ordered = sorted(subs.values(), key=lambda s: (s.lower() != state.subscription_id.lower(), s.lower()))
+    return _listing([_render_subscription(state, s) for s in ordered])
+
+
 def _subscription_routes(request: web.Request, state: AzureState, segs: list[str],
                          api_version: str) -> web.StreamResponse:
     sub = _need_subscription(state, segs[1])
     if len(segs) == 2:
         _check_resources_version(api_version, SUBSCRIPTIONS_API)
-        return web.json_response({
-            "id": f"/subscriptions/{sub}", "authorizationSource": "RoleBased", "managedByTenants": [],
-            "subscriptionId": sub, "tenantId": state.tenant_id, "displayName": "promrw-doctor lab",
-            "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
-                                     "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
-        })
+        require(state, SUBSCRIPTIONS_READ, f"/subscriptions/{sub}")
+        return web.json_response(_render_subscription(state, sub))
     _check_resources_version(api_version, RESOURCE_GROUPS_API)
     if len(segs) == 3:
         groups = [g for g in _resource_groups(state).values() if g["subscription"].lower() == sub.lower()]
@@ -769,6 +792,8 @@ def make_app(
                                f"The resource type '{rest[0] if rest else ''}' could not be found in the "
                                f"namespace '{AUTHZ_NS}' for api version '{api_version}'.")
         segs = [s for s in path.split("/") if s]
+        if len(segs) == 1 and segs[0].lower() == "subscriptions":
+            return _list_subscriptions(state, api_version)
         if len(segs) >= 2 and segs[0].lower() == "subscriptions":
             if len(segs) == 2 or (segs[2].lower() == "resourcegroups" and len(segs) in (3, 4)):
                 return _subscription_routes(request, state, segs, api_version)

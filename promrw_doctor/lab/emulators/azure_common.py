@@ -18,6 +18,7 @@ Permission switches (``AzureState.doctor_denied``): the exact strings the doctor
 checks and the scenarios use (also :data:`PERMISSIONS`, with the Azure action each denies):
 
 ========================================  ==========================================================
+``arm:subscriptions/read``                ARM subscriptions (the list is empty, a get answers 403)
 ``arm:roleAssignments/read``              ARM role assignments (list and get)
 ``arm:roleDefinitions/read``              ARM role definitions
 ``arm:dataCollectionRules/read``          ARM ``Microsoft.Insights/dataCollectionRules``
@@ -30,7 +31,7 @@ checks and the scenarios use (also :data:`PERMISSIONS`, with the Azure action ea
 ``keyvault:certificates/get``             Key Vault certificates (bundle, policy, versions, list)
 ========================================  ==========================================================
 
-Subscriptions and resource groups are always readable (nothing to switch off).
+Resource groups are always readable (nothing to switch off).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Permission switch -> what it denies (the Azure action the real service would check).
 PERMISSIONS: dict[str, str] = {
+    "arm:subscriptions/read": "Microsoft.Resources/subscriptions/read",
     "arm:roleAssignments/read": "Microsoft.Authorization/roleAssignments/read",
     "arm:roleDefinitions/read": "Microsoft.Authorization/roleDefinitions/read",
     "arm:dataCollectionRules/read": "Microsoft.Insights/dataCollectionRules/read",
