@@ -155,7 +155,7 @@ def _diagnose(world: Any, probe: bool, check_timeout: float) -> Any:
     import inspect
 
     from .. import api
-    from ..lab.world import patched_environ
+    from ..core.environ import patched_environ
 
     env = world.env_vars()
     kwargs: dict[str, Any] = {

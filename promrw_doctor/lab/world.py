@@ -40,7 +40,6 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -974,18 +973,3 @@ def _prometheus_pod_app(world: LabWorld) -> Any:
 
     app.router.add_route("GET", "/{tail:.*}", handle)
     return app
-
-
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Temporarily export ``values`` (``lab run`` hands the doctor the lab's env this way)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -21,15 +21,13 @@ The deadline (``timeout_s``) covers the whole probe; the query stage always asks
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.environ import patched_environ
 from ..core.errors import InputError
 from ..core.redact import redact
 from .poll import Attempt, Backoff, Step, poll
@@ -68,7 +66,6 @@ SEND_TIMEOUT_S = 30.0
 IMDS_ENV = ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "IMDS_ENDPOINT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
             "MSI_ENDPOINT", "MSI_SECRET")
 
-_ENV_LOCK = threading.Lock()
 
 
 class ProbeInputError(InputError):
@@ -117,23 +114,7 @@ class ProbePlan:
         return str(self.config.identity.describe())
 
 
-@contextlib.contextmanager
-def _process_env(values: Mapping[str, str]) -> Iterator[None]:
-    """Export ``values`` for the token fetch only (serialised: the environment is process-global)."""
-    if not values:
-        yield
-        return
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+
 
 
 def quiet_azure_logging() -> None:
@@ -230,7 +211,7 @@ def run_probe(
     # 2. token, 3. network + ingestion
     tokens = _token_manager(plan)
     t = time.perf_counter()
-    with _process_env(plan.process_env):
+    with patched_environ(plan.process_env):  # the token fetch runs in the identity context handed over
         try:
             token = tokens.get()
         except TokenError as exc:

@@ -24,10 +24,11 @@ import pytest
 
 from promrw_doctor import api
 from promrw_doctor.core import FactStore, Status
+from promrw_doctor.core.environ import patched_environ
 from promrw_doctor.core.model import Report
 from promrw_doctor.lab.emulators.azure_common import PERMISSIONS
 from promrw_doctor.lab.scenario import Scenario, load_scenario
-from promrw_doctor.lab.world import LabWorld, patched_environ
+from promrw_doctor.lab.world import LabWorld
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from promrw_doctor import api
+from promrw_doctor.core.environ import patched_environ
 from promrw_doctor.core.model import Status
 from promrw_doctor.lab.scenario import list_scenarios, load_scenario
-from promrw_doctor.lab.world import LabWorld, patched_environ
+from promrw_doctor.lab.world import LabWorld
 
 pytestmark = pytest.mark.slow
 
