@@ -23,8 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promrw_doctor import api
-from promrw_doctor.lab.scenario import load_scenario
 from promrw_doctor.core.environ import patched_environ
+from promrw_doctor.lab.scenario import load_scenario
 from promrw_doctor.lab.world import LabWorld
 from promrw_doctor.probe.lab import lab_probe_options, workspace_query_endpoint
 

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from promrw_doctor import api  # noqa: E402
-from promrw_doctor.lab.scenario import load_scenario  # noqa: E402
 from promrw_doctor.core.environ import patched_environ  # noqa: E402
+from promrw_doctor.lab.scenario import load_scenario  # noqa: E402
 from promrw_doctor.lab.world import LabWorld  # noqa: E402
 
 EXTRA_PODS = 5000
