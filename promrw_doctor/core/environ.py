@@ -2,8 +2,10 @@
 
 azure-identity reads several settings only from the environment (IMDS redirect, authority
 host, federated token file), so the lab and the probe hand an identity context over this
-way. One lock for the whole process: two overlapping exports would otherwise restore each
-other's values.
+way. Short exports made from worker threads (the probe's token fetch) pass
+``exclusive=True`` and are serialised by one process-wide lock, so two of them cannot restore
+each other's values. A long-lived export that encloses a whole run (``lab run``, tests) must
+not take that lock: the run's own worker threads would wait for it forever.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ _LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+def patched_environ(values: Mapping[str, str], *, exclusive: bool = False) -> Iterator[None]:
     """Export ``values`` for the duration of the block, then restore exactly what was there."""
     if not values:
         yield
         return
-    with _LOCK:
+    with _LOCK if exclusive else contextlib.nullcontext():
         saved = {k: os.environ.get(k) for k in values}
         os.environ.update(values)
         try:

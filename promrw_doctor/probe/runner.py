@@ -211,7 +211,7 @@ def run_probe(
     # 2. token, 3. network + ingestion
     tokens = _token_manager(plan)
     t = time.perf_counter()
-    with patched_environ(plan.process_env):  # the token fetch runs in the identity context handed over
+    with patched_environ(plan.process_env, exclusive=True):  # the token fetch runs in the identity context handed over
         try:
             token = tokens.get()
         except TokenError as exc:

@@ -24,3 +24,24 @@ def test_public_dns_is_refused():
 def test_loopback_is_allowed():
     assert socket.getaddrinfo("127.0.0.1", 80)
     assert socket.getaddrinfo("localhost", 80)
+
+
+def test_outer_environment_export_does_not_block_worker_threads():
+    """Regression: lab run exports the lab env for a whole run; the probe's worker thread exports more."""
+    import os
+    import threading
+
+    from promrw_doctor.core.environ import patched_environ
+
+    seen: list[str | None] = []
+    with patched_environ({"PROMRW_TEST_OUTER": "1"}):
+        def worker() -> None:
+            with patched_environ({"PROMRW_TEST_INNER": "2"}, exclusive=True):
+                seen.append(os.environ.get("PROMRW_TEST_OUTER"))
+
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(5)
+        assert not t.is_alive(), "the worker thread deadlocked on the environment lock"
+    assert seen == ["1"]
+    assert "PROMRW_TEST_OUTER" not in os.environ and "PROMRW_TEST_INNER" not in os.environ
