@@ -37,7 +37,7 @@ from aiohttp import web
 from ...domain.clouds import normalize_audience
 from ..azure_state import Application, AzureState, KeyCredential
 from ..tokens import TOKEN_EXCHANGE_AUDIENCE, TokenIssuer
-from .ingestion import FaultQueue, FaultReset, apply_fault
+from .ingestion import FaultQueue, apply_fault, error_middleware
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def make_app(
     given, a scope for any other resource fails with AADSTS500011 (the wrong-cloud audience
     case); when None every resource is accepted.
     """
-    app = web.Application(middlewares=[_error_middleware])
+    app = web.Application(middlewares=[error_middleware("entra", _server_error)])
     app[LOG_KEY] = []
     app[FAULTS_KEY] = FaultQueue()
     app[STATE_KEY] = state
@@ -252,20 +252,10 @@ def make_app(
     return app
 
 
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """A bug in a handler becomes a JSON 500, never a dropped connection (azure-core would retry ~8 times)."""
-    try:
-        return await handler(request)  # type: ignore[no-any-return]
-    except web.HTTPException:
-        raise
-    except FaultReset:
-        return web.Response(status=500)  # transport already aborted: nothing reaches the client
-    except Exception as exc:
-        log.exception("entra emulator: unhandled %s on %s %s", type(exc).__name__, request.method,
-                      request.path)
-        return _error_response(request, _AadError(500, "server_error", 90000,
-                                                  f"Internal lab error ({type(exc).__name__})."))
+def _server_error(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """Entra's own error shape for a lab bug (AADSTS90000, server_error)."""
+    return _error_response(request, _AadError(500, "server_error", 90000,
+                                              f"Internal lab error ({type(exc).__name__})."))
 
 
 class _Handlers:

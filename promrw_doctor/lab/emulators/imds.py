@@ -39,13 +39,13 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
 from ...domain.clouds import normalize_audience
 from ..azure_state import AzureState, ManagedIdentity
 from ..tokens import TokenIssuer
+from .ingestion import error_middleware
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def make_app(
     ``known_resources``: when given, a token for any other resource fails the way Entra
     would (IMDS: 400 ``invalid_resource`` with AADSTS500011; NMI: 403 text).
     """
-    app = web.Application(middlewares=[_error_middleware])
+    app = web.Application(middlewares=[error_middleware("imds", _server_error, aborted=(_Aborted,))])
     app[LOG_KEY] = []
     resources = ({normalize_audience(r).lower() for r in known_resources}
                  if known_resources is not None else None)
@@ -116,17 +116,8 @@ class _Aborted(Exception):
     """The handler dropped the connection on purpose (nothing must be written)."""
 
 
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)  # type: ignore[no-any-return]
-    except web.HTTPException:
-        raise
-    except _Aborted:
-        return web.Response(status=500)  # the transport is already aborted; aiohttp drops this quietly
-    except Exception as exc:
-        log.exception("imds emulator: unhandled %s", type(exc).__name__)
-        return _go_text_error(f"internal lab error ({type(exc).__name__})", 500)
+def _server_error(request: web.Request, exc: Exception) -> web.StreamResponse:
+    return _go_text_error(f"internal lab error ({type(exc).__name__})", 500)
 
 
 class _Imds:

@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,8 +212,19 @@ def unauthorized(exc: TokenInvalid, state: AzureState, audiences: Iterable[str],
                        headers={"WWW-Authenticate": www})
 
 
-def error_middleware(name: str) -> Any:
-    """A handler bug becomes a JSON 500 (Azure shape), never a dropped connection."""
+def error_middleware(
+    name: str,
+    on_error: Callable[[web.Request, Exception], web.StreamResponse] | None = None,
+    aborted: tuple[type[Exception], ...] = (),
+) -> Any:
+    """A handler bug becomes a 500 in the service's own shape, never a dropped connection.
+
+    Every emulator uses this: azure-core retries a dropped connection ~8 times, which would
+    turn a lab bug into a slow, misleading test. ``on_error`` builds the service's error body
+    (default: the Azure JSON shape); ``aborted`` are the exceptions a handler raises after it
+    dropped the connection on purpose (nothing is written then; :class:`FaultReset` always is).
+    """
+    quiet: tuple[type[Exception], ...] = (FaultReset, *aborted)
 
     @web.middleware
     async def _mw(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -221,11 +232,13 @@ def error_middleware(name: str) -> Any:
             return await handler(request)  # type: ignore[no-any-return]
         except web.HTTPException:
             raise
-        except FaultReset:
+        except quiet:
             return web.Response(status=500)  # transport already aborted: nothing reaches the client
         except Exception as exc:
             log.exception("%s emulator: unhandled %s on %s %s", name, type(exc).__name__, request.method,
                           request.path)
+            if on_error is not None:
+                return on_error(request, exc)
             return azure_error(500, "InternalServerError", f"Internal lab error ({type(exc).__name__}).")
 
     return _mw
