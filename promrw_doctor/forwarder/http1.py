@@ -12,7 +12,11 @@ response, keep the connection for the next request.
   a reused connection that fails before any response byte arrived (the server closed it
   while idle) is retried once on a fresh connection;
 * request: ``POST <path?query> HTTP/1.1`` + ``Host`` + the caller's headers +
-  ``Content-Length``, written with one ``writelines``;
+  ``Content-Length``, written at once; the response is awaited without waiting for the
+  write buffer to drain (the body stays in memory until the answer anyway);
+* connections are bare asyncio protocols (no ``StreamReader``/``StreamWriter``): received
+  bytes go to one buffer and a waiting reader is woken; reading pauses if an upstream
+  sends more than 1 MiB ahead of the reader;
 * response: status line and headers (at most 64 KiB, 100 headers), body framed by
   ``Content-Length``, ``Transfer-Encoding: chunked`` or connection close; 1xx interim
   responses are skipped; at most ``max_body`` bytes are kept, up to 1 MiB more is drained
@@ -59,31 +63,75 @@ class RawResponse:
     reusable: bool
 
 
-class _Conn:
-    """One TCP (or TLS) connection with a read buffer."""
+class _Conn(asyncio.Protocol):
+    """One TCP (or TLS) connection: a receive buffer filled by the event loop, read by one coroutine."""
 
-    __slots__ = ("buf", "got_bytes", "idle_since", "reader", "writer")
+    HIGH_WATER = 1024 * 1024
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.idle_since = 0.0
         self.got_bytes = False
+        self.eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
 
+    # ------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self.got_bytes = True
+        if len(self.buf) > self.HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        self._wake()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # ---------------------------------------------------------------- reading
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof() and not self.buf
+        t = self.transport
+        return t is not None and not t.is_closing() and not self.eof and not self.buf
 
     def close(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("upstream connection is closed")
+        self.transport.write(data)
 
     async def fill(self) -> None:
-        chunk = await self.reader.read(65536)
-        if not chunk:
-            raise ConnectionResetError("upstream closed the connection")
-        self.got_bytes = True
-        self.buf += chunk
+        """Wait for more bytes in :attr:`buf`; ``ConnectionResetError`` if the server closed instead."""
+        before = len(self.buf)
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        while len(self.buf) == before:
+            if self.eof:
+                raise ConnectionResetError("upstream closed the connection")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def read_line(self, limit: int) -> bytes:
         while True:
@@ -94,6 +142,30 @@ class _Conn:
                 return line
             if len(self.buf) > limit:
                 raise ProtocolError("response line too long")
+            await self.fill()
+
+    async def peek_line(self, limit: int) -> bytes:
+        """The first line in the buffer, not consumed (so garbage is recognised before a whole head)."""
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                return bytes(self.buf[:i])
+            if len(self.buf) > limit:
+                raise ProtocolError("response line too long")
+            await self.fill()
+
+    async def read_head(self, limit: int) -> bytes:
+        """Everything up to the blank line that ends a response head (consumed, without it)."""
+        start = 0
+        while True:
+            i = self.buf.find(b"\r\n\r\n", start)
+            if i >= 0:
+                head = bytes(self.buf[:i])
+                del self.buf[: i + 4]
+                return head
+            if len(self.buf) > limit:
+                raise ProtocolError("response head too large")
+            start = max(0, len(self.buf) - 3)
             await self.fill()
 
     async def read_exact(self, n: int, keep: int, out: bytearray) -> None:
@@ -156,37 +228,46 @@ class Http1Pool:
 
     # ------------------------------------------------------------------ connect
     async def _connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             if self.proxy is None:
-                kw: dict[str, object] = {}
                 if self.ssl_context is not None:
-                    kw = {"ssl": self.ssl_context, "server_hostname": self.host}
-                reader, writer = await asyncio.open_connection(self.host, self.port, **kw)  # type: ignore[arg-type]
+                    _, conn = await loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl_context,
+                                                           server_hostname=self.host)
+                else:
+                    _, conn = await loop.create_connection(_Conn, self.host, self.port)
             else:
-                reader, writer = await self._tunnel()
-        sock = writer.get_extra_info("socket")
+                conn = await self._tunnel()
+        assert conn.transport is not None
+        sock = conn.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return _Conn(reader, writer)
+        return conn
 
-    async def _tunnel(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _tunnel(self) -> _Conn:
         assert self.proxy is not None and self.ssl_context is not None
         p = urlsplit(self.proxy)
-        reader, writer = await asyncio.open_connection(p.hostname, p.port or 80)
+        loop = asyncio.get_running_loop()
+        transport, conn = await loop.create_connection(_Conn, p.hostname or "localhost", p.port or 80)
         authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        writer.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
-        await writer.drain()
-        conn = _Conn(reader, writer)
+        conn.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
         status_line = await conn.read_line(MAX_HEAD)
         while await conn.read_line(MAX_HEAD):
             pass
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or parts[1] != b"200":
-            writer.close()
+            transport.close()
             raise ProxyError(f"proxy {p.hostname}:{p.port} refused CONNECT {authority}: "
                              f"{status_line[:80].decode('latin-1', 'replace')}")
-        await writer.start_tls(self.ssl_context, server_hostname=self.host)
-        return reader, writer
+        if conn.buf:
+            transport.close()
+            raise ProtocolError("proxy sent bytes after its CONNECT answer")
+        tls = await loop.start_tls(transport, conn, self.ssl_context, server_hostname=self.host)
+        if tls is None:
+            transport.close()
+            raise ConnectionResetError("proxy closed the tunnel during the TLS handshake")
+        conn.transport = tls  # type: ignore[assignment]
+        return conn
 
     def _take_idle(self) -> _Conn | None:
         now = time.monotonic()
@@ -223,8 +304,7 @@ class Http1Pool:
         keep = False
         conn.got_bytes = False
         try:
-            conn.writer.writelines([head, body])
-            await conn.writer.drain()
+            conn.write(head + body)
             resp = await self._read_response(conn, max_body)
             keep = resp.reusable
             return resp
@@ -237,22 +317,18 @@ class Http1Pool:
 
     async def _read_response(self, conn: _Conn, max_body: int) -> RawResponse:
         while True:
-            status_line = await conn.read_line(MAX_HEAD)
+            status_line = await conn.peek_line(MAX_HEAD)
             parts = status_line.split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
                 raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:40]!r}")
+            lines = (await conn.read_head(MAX_HEAD)).split(b"\r\n")
             version = parts[0]
             status = int(parts[1])
             reason = parts[2].decode("latin-1", "replace") if len(parts) > 2 else ""
             headers: dict[str, str] = {}
-            size = len(status_line)
-            while True:
-                line = await conn.read_line(MAX_HEAD)
-                if not line:
-                    break
-                size += len(line)
-                if size > MAX_HEAD or len(headers) >= MAX_HEADERS:
-                    raise ProtocolError("response head too large")
+            if len(lines) > MAX_HEADERS + 1:
+                raise ProtocolError("response head too large")
+            for line in lines[1:]:
                 name, sep, value = line.partition(b":")
                 if not sep or not name.strip():
                     raise ProtocolError("malformed response header")
@@ -310,8 +386,8 @@ class Http1Pool:
                     body += conn.buf[:room]
                 received += len(conn.buf)
                 conn.buf.clear()
-            chunk = await conn.reader.read(65536)
-            if not chunk:
+            try:
+                await conn.fill()
+            except ConnectionResetError:
                 break
-            conn.buf += chunk
         return RawResponse(status, reason, headers, bytes(body), False)

@@ -25,9 +25,10 @@ within ``read_timeout`` (``408``); idle or half-sent connections are closed afte
 connection, so unread bodies never pile up in buffers. On shutdown the listener
 closes first and in-flight requests drain (up to ``shutdown_grace_s``).
 
-Performance: aiohttp's low-level server (no ``web.Application``/router) and the small
-keep-alive client in :mod:`.http1` keep the cost near 200 µs of CPU per 2 000-sample
-request; the body is never decoded unless ``validate`` is set.
+Performance: plain remote-write requests take the short path in :mod:`.fastpath` (a bare
+asyncio protocol); everything else is handed to aiohttp's low-level server (no
+``web.Application``/router). Upstream, the small keep-alive client in :mod:`.http1`. The
+body is never decoded unless ``validate`` is set (then every request goes through aiohttp).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from ..identity.credentials import Token
 from ..identity.errors import TokenError
 from ..identity.manager import TokenManager
 from .config import ForwarderConfig
+from .fastpath import Reply, WriteListener, sweep_interval
 from .logfmt import get_logger
 from .metrics import SUMMARY_MSG, ForwarderMetrics, summary_fields
 from .upstream import Upstream, UpstreamError, UpstreamResponse
@@ -78,34 +80,6 @@ class _Refuse(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         transport.write(self.RESPONSE)
         transport.close()
-
-
-class _CappedServer(web.Server):
-    """aiohttp's low-level server with a connection cap.
-
-    Each open connection can hold a few hundred KiB of not-yet-read request body in
-    aiohttp's buffers; the cap keeps the total bounded however many senders connect.
-    """
-
-    def __init__(self, handler: Any, *, max_connections: int, on_refused: Callable[[], None], **kw: Any) -> None:
-        super().__init__(handler, **kw)
-        self._max_connections = max_connections
-        self._on_refused = on_refused
-        # Handlers created but not yet connected: asyncio creates the protocols of a burst of
-        # accepted connections before any connection_made runs, so they must count too.
-        self._pending: set[Any] = set()
-
-    def __call__(self) -> Any:
-        if len(self._connections) + len(self._pending) >= self._max_connections:
-            self._on_refused()
-            return _Refuse()
-        handler = super().__call__()
-        self._pending.add(handler)
-        return handler
-
-    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
-        self._pending.discard(handler)
-        super().connection_made(handler, transport)
 
 
 class _Throttle:
@@ -150,7 +124,8 @@ class Forwarder:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop_refresher = asyncio.Event()
         self._runner: web.ServerRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listening: asyncio.base_events.Server | None = None
+        self.listener: WriteListener | None = None
         self._throttle = _Throttle()
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,8 +179,24 @@ class Forwarder:
             resp.force_close()
         return resp
 
-    def _reject(self, status: int, reason_key: str, reason: str, *, headers: dict[str, str] | None = None,
-                close: bool = True) -> web.Response:
+    @staticmethod
+    def _text(status: int, reason: str, *, headers: dict[str, str] | None = None, close: bool = False) -> Reply:
+        return Reply(status, PREFIX + reason + "\n", tuple((headers or {}).items()), close)
+
+    @staticmethod
+    def _web(reply: Reply) -> web.Response:
+        """A write outcome as aiohttp's response (the fast path encodes the same :class:`Reply` itself)."""
+        if reply.text:
+            resp = web.Response(status=reply.status, text=reply.text, content_type="text/plain", charset="utf-8",
+                                headers=dict(reply.headers))
+        else:
+            resp = web.Response(status=reply.status, headers=dict(reply.headers) or None)
+        if reply.close:
+            resp.force_close()
+        return resp
+
+    def rejection(self, status: int, reason_key: str, reason: str, *, headers: dict[str, str] | None = None,
+                  close: bool = True) -> Reply:
         """A refused write. ``close`` (default): the body was not read, so the connection is closed
         instead of aiohttp draining the unread body into per-connection buffers (with hundreds of
         refused senders that buffering, not the bodies we accept, would dominate memory)."""
@@ -215,7 +206,34 @@ class Forwarder:
         if n is not None:
             log.warning("rejected a write request: %s", reason,
                         extra={"fields": {"status": status, "reason": reason_key, "suppressed": n}})
-        return self._reply(status, reason, headers=headers, close=close)
+        return self._text(status, reason, headers=headers, close=close)
+
+    def _reject(self, status: int, reason_key: str, reason: str, *, headers: dict[str, str] | None = None,
+                close: bool = True) -> web.Response:
+        return self._web(self.rejection(status, reason_key, reason, headers=headers, close=close))
+
+    # ------------------------------------------------------- admission (both paths)
+    def admit(self, length: int | None) -> bool:
+        """Reserve a place for one write of ``length`` body bytes (``None``: unknown, reserve the maximum)."""
+        cfg = self.config
+        reserve = length if length is not None else cfg.max_body_bytes
+        if self._stopping or self._in_flight >= cfg.max_in_flight or self._buffered + reserve > cfg.max_buffered_bytes:
+            return False
+        self._in_flight += 1
+        self._buffered += reserve
+        self._drained.clear()
+        return True
+
+    def release(self, length: int | None) -> None:
+        self._in_flight -= 1
+        self._buffered -= length if length is not None else self.config.max_body_bytes
+        if self._in_flight == 0:
+            self._drained.set()
+
+    def new_aiohttp_handler(self) -> Any:
+        """A request handler for a connection the fast path hands over (see :mod:`.fastpath`)."""
+        assert self.server is not None
+        return self.server()
 
     def _not_get(self, request: web.BaseRequest) -> web.Response:
         return self._reply(405, f"{request.method} not allowed on {request.path}; use GET",
@@ -269,14 +287,10 @@ class Forwarder:
             return self._reject(413, "body_too_large",
                                 f"body of {length} bytes exceeds the limit of {cfg.max_body_bytes} bytes; "
                                 "lower queue_config.max_samples_per_send", close=True)
-        reserve = length if length is not None else cfg.max_body_bytes
-        if self._in_flight >= cfg.max_in_flight or self._buffered + reserve > cfg.max_buffered_bytes:
+        if not self.admit(length):
             return self._reject(503, "busy", f"busy: {self._in_flight} requests in flight "
                                 f"(limit {cfg.max_in_flight}); retry",
                                 headers={"Retry-After": str(cfg.busy_retry_after_s)})
-        self._in_flight += 1
-        self._buffered += reserve
-        self._drained.clear()
         try:
             if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 # Admitted: only now invite the body (a refused sender never sends it).
@@ -285,19 +299,15 @@ class Forwarder:
                 body = await self._read_body(request, length)
             except _BodyError as exc:
                 return self._reject(exc.status, exc.key, exc.reason, close=True)
-            self.metrics.bytes_received += len(body)
             if cfg.validate:
                 bad = _validate(body, cfg.max_body_bytes * 64)
                 if bad is not None:
+                    self.metrics.bytes_received += len(body)
                     return self._reject(400, "invalid_body", bad, close=False)
-            status, resp = await self._forward(request, body)
-            self.metrics.responded(status)
-            return resp
+            h = request.headers
+            return self._web(await self.forward_write({n: h[n] for n in FORWARDED_HEADERS if n in h}, body))
         finally:
-            self._in_flight -= 1
-            self._buffered -= reserve
-            if self._in_flight == 0:
-                self._drained.set()
+            self.release(length)
 
     async def _read_body(self, request: web.BaseRequest, length: int | None) -> bytes:
         limit = self.config.max_body_bytes
@@ -324,14 +334,21 @@ class Forwarder:
             raise _BodyError(400, "incomplete_body",
                              f"body ended after {len(exc.partial)} of {length} bytes") from None
 
-    def _headers(self, request: web.BaseRequest, token: Token) -> dict[str, str]:
-        h = request.headers
-        out = {name: h[name] for name in FORWARDED_HEADERS if name in h}
+    async def forward_write(self, headers: dict[str, str], body: bytes) -> Reply:
+        """Forward one admitted write (``headers``: the FORWARDED_HEADERS the sender set); both paths."""
+        self.metrics.bytes_received += len(body)
+        reply = await self._forward(headers, body)
+        self.metrics.responded(reply.status)
+        return reply
+
+    @staticmethod
+    def _upstream_headers(headers: dict[str, str], token: Token) -> dict[str, str]:
+        out = dict(headers)
         out.setdefault("User-Agent", "promrw-doctor-forwarder")
         out["Authorization"] = token.authorization()
         return out
 
-    async def _forward(self, request: web.BaseRequest, body: bytes) -> tuple[int, web.Response]:
+    async def _forward(self, headers: dict[str, str], body: bytes) -> Reply:
         cfg = self.config
         token = self.tokens.current()
         if token is None:
@@ -345,48 +362,48 @@ class Forwarder:
             if self._throttle("no_token") is not None:
                 log.error("no valid Entra token; answering 503 so Prometheus keeps the data and retries",
                           extra={"fields": {"identity": self.tokens.description, "error": err}})
-            return 503, self._reply(503, f"no valid Entra token for {self.tokens.description}: {err}",
-                                    headers={"Retry-After": str(cfg.no_token_retry_after_s)})
-        result = await self._attempt(request, body, token)
+            return self._text(503, f"no valid Entra token for {self.tokens.description}: {err}",
+                              headers={"Retry-After": str(cfg.no_token_retry_after_s)})
+        result = await self._attempt(headers, body, token)
         if isinstance(result, UpstreamResponse) and result.status == 401:
             fresh = await self.tokens.force_refresh(token)
             if fresh is not None:
                 log.info("upstream answered 401; retrying once with a refreshed token",
                          extra={"fields": {"identity": self.tokens.description}})
-                result = await self._attempt(request, body, fresh)
+                result = await self._attempt(headers, body, fresh)
         return self._answer(result)
 
-    async def _attempt(self, request: web.BaseRequest, body: bytes,
+    async def _attempt(self, headers: dict[str, str], body: bytes,
                        token: Token) -> UpstreamResponse | UpstreamError:
         try:
-            r = await self.upstream.post(body, self._headers(request, token))
+            r = await self.upstream.post(body, self._upstream_headers(headers, token))
         except UpstreamError as exc:
             self.metrics.upstream(exc.kind, len(body), exc.seconds)
             return exc
         self.metrics.upstream(str(r.status), len(body), r.seconds)
         return r
 
-    def _answer(self, r: UpstreamResponse | UpstreamError) -> tuple[int, web.Response]:
+    def _answer(self, r: UpstreamResponse | UpstreamError) -> Reply:
         cfg = self.config
         if isinstance(r, UpstreamError):
             if self._throttle(f"net:{r.kind}") is not None:
                 log.warning("upstream unreachable; answering 503 so Prometheus retries",
                             extra={"fields": {"kind": r.kind, "error": r.detail}})
-            return 503, self._reply(503, f"upstream {r.kind} error: {r.detail}; retry")
+            return self._text(503, f"upstream {r.kind} error: {r.detail}; retry")
         status = r.status
         if 200 <= status < 300:
-            return status, web.Response(status=status)
+            return Reply(status)
         detail = excerpt(r.body_excerpt)
         retry_after = r.headers.get("Retry-After")
         if status == 429:
             self._log_status(status, detail, "upstream throttled (429); passing it on with Retry-After "
                              "(Prometheus retries it only with queue_config.retry_on_http_429: true)")
             hdrs = {"Retry-After": retry_after} if retry_after else None
-            return 429, self._reply(429, f"upstream throttled: {detail}", headers=hdrs)
+            return self._text(429, f"upstream throttled: {detail}", headers=hdrs)
         if status >= 500:
             self._log_status(status, detail, "upstream failed; answering 503 so Prometheus retries")
             hdrs = {"Retry-After": retry_after} if retry_after else None
-            return 503, self._reply(503, f"upstream answered {status}: {detail}", headers=hdrs)
+            return self._text(503, f"upstream answered {status}: {detail}", headers=hdrs)
         if status in (401, 403):
             what = ("token rejected (401: audience, tenant or expiry)" if status == 401 else
                     "identity not authorized (403: Monitoring Metrics Publisher on the DCR? "
@@ -394,16 +411,16 @@ class Forwarder:
             if cfg.pass_through_4xx:
                 self._log_status(status, detail, f"{what}; passing {status} through as configured: "
                                  "Prometheus drops this batch")
-                return status, self._reply(status, f"upstream answered {status} for "
+                return self._text(status, f"upstream answered {status} for "
                                            f"{self.tokens.description}: {detail}")
             self._log_status(status, detail, f"{what}; answering 503 with Retry-After "
                              f"{cfg.auth_retry_after_s}s so Prometheus keeps the batch in its WAL, retrying")
-            return 503, self._reply(503, f"upstream answered {status} for {self.tokens.description}: "
+            return self._text(503, f"upstream answered {status} for {self.tokens.description}: "
                                     f"{detail}; retrying (role assignments can take 30 minutes to propagate)",
                                     headers={"Retry-After": str(cfg.auth_retry_after_s)})
         self._log_status(status, detail, f"upstream rejected the batch ({status}); passing it on: "
                          "Prometheus drops this batch")
-        return status, self._reply(status, f"upstream answered {status}: {detail}")
+        return self._text(status, f"upstream answered {status}: {detail}")
 
     def _log_status(self, status: int, detail: str, message: str) -> None:
         n = self._throttle(f"status:{status}")
@@ -425,23 +442,37 @@ class Forwarder:
         self.metrics.token_refresh_failures = max(self.metrics.token_refresh_failures,
                                                   self.tokens.stats.failures)
         await self.upstream.start()
-        self.server = _CappedServer(self._dispatch, max_connections=cfg.max_connections,
-                                    on_refused=self._connection_refused, access_log=None,
-                                    keepalive_timeout=cfg.idle_timeout)
+        # aiohttp's low-level server answers every connection the fast path hands over; the
+        # listening socket itself belongs to the fast path's protocol factory.
+        self.server = web.Server(self._dispatch, access_log=None, keepalive_timeout=cfg.idle_timeout)
         self._runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=cfg.shutdown_grace_s)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, cfg.listen_host, cfg.listen_port, reuse_address=True,
-                                 backlog=1024)
-        await self._site.start()
-        server = self._site._server  # aiohttp has no public accessor for the bound port
-        sockets = getattr(server, "sockets", None) or []
+        aio = self.server
+        self.listener = WriteListener(self, refuse=self._refuse_connection,
+                                      open_elsewhere=lambda: len(aio.connections))
+        self._listening = await self._loop.create_server(
+            self.listener, cfg.listen_host, cfg.listen_port, reuse_address=True, backlog=1024)
+        sockets = self._listening.sockets or ()
         self.port = int(sockets[0].getsockname()[1]) if sockets else cfg.listen_port
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="deadlines"))
         self._tasks.append(asyncio.create_task(self.tokens.run(self._stop_refresher), name="token-refresher"))
         self._tasks.append(asyncio.create_task(self._summary_loop(), name="summary"))
         log.info("forwarding remote write", extra={"fields": {
             "listen": f"http://{cfg.listen_host}:{self.port}{WRITE_PATH}",
             "upstream": _url_for_log(cfg.ingestion_url), "identity": self.tokens.description,
             "validate": cfg.validate, "passThrough4xx": cfg.pass_through_4xx}})
+
+    def _refuse_connection(self) -> asyncio.Protocol:
+        self._connection_refused()
+        return _Refuse()
+
+    async def _sweep_loop(self) -> None:
+        interval = sweep_interval(self.config.read_timeout, self.config.idle_timeout)
+        listener = self.listener
+        assert listener is not None
+        while True:
+            await asyncio.sleep(interval)
+            listener.sweep()
 
     async def _summary_loop(self) -> None:
         while True:
@@ -456,8 +487,10 @@ class Forwarder:
         if self._stopping:
             return
         self._stopping = True
-        if self._site is not None:
-            await self._site.stop()  # closes the listening socket; open connections stay
+        if self._listening is not None:
+            self._listening.close()  # stops listening; open connections stay
+        if self.listener is not None:
+            self.listener.close_idle()
         try:
             await asyncio.wait_for(self._drained.wait(), timeout=self.config.shutdown_grace_s)
         except TimeoutError:
@@ -470,6 +503,8 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        if self.listener is not None:
+            self.listener.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.upstream.close()
