@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .logfmt import get_logger
 
@@ -63,17 +63,45 @@ _HANDOFF_HEADERS = (b"transfer-encoding", b"expect", b"upgrade")
 HEAD, BODY, BUSY, CLOSED = 0, 1, 2, 3
 
 
-@dataclass(frozen=True, slots=True)
-class WriteHead:
+class WriteHead(NamedTuple):
     """A request head the fast path can serve."""
 
     length: int
-    headers: dict[str, str]  # the FORWARDED headers present (first occurrence), as sent upstream
+    headers: dict[str, str]  # the FORWARDED headers present (first occurrence), as sent upstream; shared, read-only
     close: bool  # ``Connection: close``: answer, then close
+
+
+# A sender repeats the same head with only Content-Length changing: heads seen before are
+# looked up with that value cut out (a dict hit instead of ~14 µs of parsing per request).
+_CL_LINE = b"\r\nContent-Length: "
+_HEAD_CACHE: dict[bytes, WriteHead] = {}
+_HEAD_CACHE_MAX = 256
 
 
 def parse_write_head(head: bytes, max_body: int) -> WriteHead | None:
     """The head (without the final blank line) as a :class:`WriteHead`, or ``None`` for aiohttp to judge."""
+    i = head.find(_CL_LINE)
+    if i >= 0:
+        j = head.find(b"\r\n", i + 2)
+        if j < 0:
+            j = len(head)
+        key = head[:i] + head[j:]
+        value = head[i + len(_CL_LINE):j]
+        cached = _HEAD_CACHE.get(key)
+        if cached is not None:
+            if not value.isdigit() or int(value) > max_body:
+                return None
+            return WriteHead(int(value), cached.headers, cached.close)
+        parsed = _parse_write_head(head, max_body)
+        if parsed is not None:
+            if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+                _HEAD_CACHE.clear()
+            _HEAD_CACHE[key] = parsed
+        return parsed
+    return _parse_write_head(head, max_body)
+
+
+def _parse_write_head(head: bytes, max_body: int) -> WriteHead | None:
     if not head.startswith(WRITE_REQUEST_LINE + b"\r\n") or _CTL.search(head.replace(b"\r\n", b"")):
         return None
     length: int | None = None
@@ -167,8 +195,7 @@ class FastWriteProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.since = time.monotonic()
         sock = transport.get_extra_info("socket")
         if sock is not None:

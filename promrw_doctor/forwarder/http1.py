@@ -32,18 +32,20 @@ Exceptions are left to the caller to classify: ``socket.gaierror`` (DNS), ``ssl.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import time
 import urllib.request
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple, cast
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
 DRAIN_LIMIT = 1024 * 1024
+_HEADER_LINE = re.compile(r"\r\n([^:\r\n]*):[ \t]*([^\r\n]*)")
 
 
 class ProtocolError(Exception):
@@ -54,8 +56,7 @@ class ProxyError(OSError):
     """The HTTPS proxy refused the CONNECT tunnel."""
 
 
-@dataclass(frozen=True)
-class RawResponse:
+class RawResponse(NamedTuple):
     status: int
     reason: str
     headers: dict[str, str]  # lower-cased names; repeated headers joined with ", "
@@ -79,8 +80,7 @@ class _Conn(asyncio.Protocol):
 
     # ------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -179,6 +179,14 @@ class _Conn(asyncio.Protocol):
                 out += self.buf[: min(take, room)]
             del self.buf[:take]
             n -= take
+
+
+def _status_line(line: bytes) -> tuple[bytes, int, str]:
+    """``(version, status, reason)`` of an HTTP/1.x status line; :class:`ProtocolError` otherwise."""
+    parts = line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {line[:40]!r}")
+    return parts[0], int(parts[1]), parts[2].decode("latin-1", "replace") if len(parts) > 2 else ""
 
 
 def proxy_for(scheme: str, host: str) -> str | None:
@@ -317,24 +325,30 @@ class Http1Pool:
 
     async def _read_response(self, conn: _Conn, max_body: int) -> RawResponse:
         while True:
-            status_line = await conn.peek_line(MAX_HEAD)
-            parts = status_line.split(b" ", 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:40]!r}")
-            lines = (await conn.read_head(MAX_HEAD)).split(b"\r\n")
-            version = parts[0]
-            status = int(parts[1])
-            reason = parts[2].decode("latin-1", "replace") if len(parts) > 2 else ""
+            buf = conn.buf
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:  # the usual case: the whole head arrived in one read
+                head = bytes(buf[:end])
+                del buf[: end + 4]
+            else:
+                _status_line(await conn.peek_line(MAX_HEAD))  # garbage is recognised before a whole head
+                head = await conn.read_head(MAX_HEAD)
+            text = head.decode("latin-1")
+            eol = text.find("\r\n")
+            version, status, reason = _status_line(head if eol < 0 else head[:eol])
             headers: dict[str, str] = {}
-            if len(lines) > MAX_HEADERS + 1:
-                raise ProtocolError("response head too large")
-            for line in lines[1:]:
-                name, sep, value = line.partition(b":")
-                if not sep or not name.strip():
+            if eol >= 0:
+                pairs = _HEADER_LINE.findall(text, eol)
+                if len(pairs) != text.count("\r\n"):
                     raise ProtocolError("malformed response header")
-                key = name.strip().decode("latin-1").lower()
-                val = value.strip().decode("latin-1")
-                headers[key] = f"{headers[key]}, {val}" if key in headers else val
+                if len(pairs) > MAX_HEADERS:
+                    raise ProtocolError("response head too large")
+                for name, value in pairs:
+                    key = name.strip().lower()
+                    if not key:
+                        raise ProtocolError("malformed response header")
+                    val = value.strip()
+                    headers[key] = f"{headers[key]}, {val}" if key in headers else val
             if 100 <= status < 200 and status != 101:
                 continue  # interim response (100 Continue, 103 Early Hints): the real one follows
             break

@@ -40,7 +40,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -77,9 +77,9 @@ class _Refuse(asyncio.Protocol):
                 b"Connection: close\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self.RESPONSE)
-        transport.close()
+        t = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        t.write(self.RESPONSE)
+        t.close()
 
 
 class _Throttle:

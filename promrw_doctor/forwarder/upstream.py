@@ -15,8 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .http1 import Http1Pool, ProtocolError, ProxyError
 
@@ -25,10 +24,10 @@ EXCERPT_BYTES = 4096
 # Headers of the upstream response worth keeping (for the sender and for diagnosis).
 KEPT_RESPONSE_HEADERS = ("Retry-After", "x-ms-request-id", "x-ms-correlation-request-id", "WWW-Authenticate",
                          "Content-Type")
+_KEPT = tuple((name.lower(), name) for name in KEPT_RESPONSE_HEADERS)
 
 
-@dataclass(frozen=True)
-class UpstreamResponse:
+class UpstreamResponse(NamedTuple):
     status: int
     reason: str
     headers: dict[str, str]  # the KEPT_RESPONSE_HEADERS present, canonical spelling
@@ -126,5 +125,6 @@ class Upstream:
         except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
             kind, detail = classify(exc, pool.host, pool.port)
             raise UpstreamError(kind, detail, time.perf_counter() - started) from None
-        kept = {name: raw.headers[name.lower()] for name in KEPT_RESPONSE_HEADERS if name.lower() in raw.headers}
+        got = raw.headers
+        kept = {name: got[low] for low, name in _KEPT if low in got}
         return UpstreamResponse(raw.status, raw.reason, kept, raw.body, time.perf_counter() - started)
