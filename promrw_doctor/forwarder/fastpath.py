@@ -35,10 +35,10 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple, cast
 
+from .http1 import Body
 from .logfmt import get_logger
 
 if TYPE_CHECKING:
@@ -134,8 +134,7 @@ def _parse_write_head(head: bytes, max_body: int) -> WriteHead | None:
     return WriteHead(length, fwd, close)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """An answer to a write request, renderable by either path."""
 
     status: int
@@ -188,7 +187,7 @@ class FastWriteProtocol(asyncio.Protocol):
         self.phase = HEAD
         self.since = time.monotonic()  # start of the current head or body phase
         self.head: WriteHead | None = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[Body] = []
         self.got = 0
         self.paused = False
         self.task: asyncio.Task[None] | None = None
@@ -209,9 +208,12 @@ class FastWriteProtocol(asyncio.Protocol):
             if self.got >= self.head.length:  # type: ignore[union-attr]
                 self._body_complete()
             return
+        if self.phase == HEAD and not self.buf:
+            self._next_request(data)  # the usual case: no copy into the buffer
+            return
         self.buf += data
         if self.phase == HEAD:
-            self._next_request()
+            self._next_request(self.buf)
         elif self.phase == BUSY and len(self.buf) > PIPELINE_LIMIT and not self.paused:
             self.paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -228,47 +230,60 @@ class FastWriteProtocol(asyncio.Protocol):
         self.listener.forget(self)
 
     # -------------------------------------------------------------------- request
-    def _next_request(self) -> None:
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
+    def _next_request(self, src: bytes | bytearray) -> None:
+        """Start the next request from ``src``: the bytes just received, or :attr:`buf`."""
+        end = src.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD:
+            if src is not self.buf:
+                self.buf += src
+            if len(self.buf) > MAX_HEAD:
                 self._hand_over()
             return
         cfg = self.fwd.config
-        head = None if cfg.validate else parse_write_head(bytes(buf[:end]), cfg.max_body_bytes)
+        head = None if cfg.validate else parse_write_head(bytes(src[:end]), cfg.max_body_bytes)
         if head is None or not self.fwd.admit(head.length):
+            if src is not self.buf:
+                self.buf += src
             self._hand_over()
             return
         self.head = head
         start = end + 4
-        have = len(buf) - start
+        have = len(src) - start
         if have >= head.length:
             stop = start + head.length
-            body = bytes(buf[start:stop])
-            del buf[:stop]
+            if src is self.buf:
+                body: Body = bytes(memoryview(src)[start:stop])
+                del src[:stop]
+            else:
+                body = memoryview(src)[start:stop]  # no copy: ``src`` is immutable bytes
+                if stop < len(src):
+                    self.buf += memoryview(src)[stop:]  # a pipelined request follows
             self._dispatch(body)
             return
-        self.chunks = [bytes(buf[start:])] if have else []
+        if src is self.buf:
+            self.chunks = [bytes(memoryview(src)[start:])] if have else []
+            src.clear()
+        else:
+            self.chunks = [memoryview(src)[start:]] if have else []
         self.got = have
-        buf.clear()
         self.phase = BODY
         self.since = time.monotonic()
 
     def _body_complete(self) -> None:
         need = self.head.length  # type: ignore[union-attr]
-        body = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+        body = b"".join(self.chunks)
         self.chunks = []
         if len(body) > need:  # the start of a pipelined request came with it
-            self.buf += body[need:]
-            body = body[:need]
+            self.buf += memoryview(body)[need:]
+            self._dispatch(memoryview(body)[:need])
+            return
         self._dispatch(body)
 
-    def _dispatch(self, body: bytes) -> None:
+    def _dispatch(self, body: Body) -> None:
         self.phase = BUSY
-        self.task = asyncio.get_running_loop().create_task(self._serve(body))
+        self.task = self.listener.loop.create_task(self._serve(body))
 
-    async def _serve(self, body: bytes) -> None:
+    async def _serve(self, body: Body) -> None:
         head = self.head
         assert head is not None
         try:
@@ -298,7 +313,7 @@ class FastWriteProtocol(asyncio.Protocol):
             self.paused = False
             t.resume_reading()
         if self.buf:
-            self._next_request()
+            self._next_request(self.buf)
 
     def _abandon_body(self) -> None:
         """The admitted body will not arrive: give its reservation back."""
@@ -351,6 +366,8 @@ class WriteListener:
     def __init__(self, forwarder: Forwarder, *, refuse: Callable[[], asyncio.Protocol],
                  open_elsewhere: Callable[[], int]) -> None:
         self.forwarder = forwarder
+        # Kept: asyncio.get_running_loop() costs a getpid() system call on every call.
+        self.loop = asyncio.get_running_loop()
         self.connections: set[FastWriteProtocol] = set()
         self._refuse = refuse
         self._open_elsewhere = open_elsewhere  # connections already handed to aiohttp

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
 DRAIN_LIMIT = 1024 * 1024
+Body = bytes | memoryview  # a request body: the fast path passes a view of the bytes it received
 _HEADER_LINE = re.compile(r"\r\n([^:\r\n]*):[ \t]*([^\r\n]*)")
 
 
@@ -75,12 +76,16 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self.got_bytes = False
         self.eof = False
+        self.timed_out = False  # aborted by the pool's deadline watchdog
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        # Kept: asyncio.get_running_loop() costs a getpid() system call on every call.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -113,7 +118,15 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def abort_for_timeout(self) -> None:
+        self.timed_out = True
+        if self.transport is not None:
+            self.transport.abort()
+        self._wake()
+
     def write(self, data: bytes) -> None:
+        if self.timed_out:
+            raise TimeoutError("no response before the upstream timeout")
         if self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("upstream connection is closed")
         self.transport.write(data)
@@ -125,9 +138,12 @@ class _Conn(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         while len(self.buf) == before:
+            if self.timed_out:
+                raise TimeoutError("no response before the upstream timeout")
             if self.eof:
                 raise ConnectionResetError("upstream closed the connection")
-            self._waiter = asyncio.get_running_loop().create_future()
+            assert self._loop is not None
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -227,10 +243,17 @@ class Http1Pool:
         self._idle: deque[_Conn] = deque()
         self._slots = asyncio.Semaphore(limit)
         self._closed = False
+        self._busy: dict[_Conn, float] = {}  # connection -> deadline (loop time) of its exchange
+        self._watchdog: asyncio.Task[None] | None = None
+        self._watch_interval = 1.0
+        self._header_blocks: dict[tuple[tuple[str, str], ...], bytes] = {}
         self._head_prefix = f"POST {self.target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1")
 
     async def close(self) -> None:
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self._idle:
             self._idle.pop().close()
 
@@ -287,37 +310,100 @@ class Http1Pool:
         return None
 
     # --------------------------------------------------------------------- post
-    async def post(self, body: bytes, headers: Mapping[str, str], *, max_body: int = 4096) -> RawResponse:
-        """POST ``body`` to the origin's URL; see the module docstring for limits and retries."""
+    def _header_block(self, headers: Mapping[str, str]) -> bytes:
+        """Request line, Host and ``headers``, encoded; cached (a sender's headers rarely change)."""
+        key = tuple(headers.items())
+        block = self._header_blocks.get(key)
+        if block is None:
+            parts = [self._head_prefix]
+            for name, value in key:
+                parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+            block = b"".join(parts)
+            if len(self._header_blocks) >= 64:  # a new token or sender: start over
+                self._header_blocks.clear()
+            self._header_blocks[key] = block
+        return block
+
+    async def post(self, body: Body, headers: Mapping[str, str], *, max_body: int = 4096,
+                   timeout: float | None = None) -> RawResponse:
+        """POST ``body`` to the origin's URL; see the module docstring for limits and retries.
+
+        ``timeout`` bounds the whole call (waiting for a slot, connecting, the exchange); it is
+        enforced by a watchdog that aborts overdue connections a few times per timeout, instead
+        of a timer per request, and raises :class:`TimeoutError`.
+        """
         if self._closed:
             raise ConnectionResetError("upstream client is closed")
-        head = [self._head_prefix]
-        for name, value in headers.items():
-            head.append(f"{name}: {value}\r\n".encode("latin-1"))
-        head.append(f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
-        request_head = b"".join(head)
-        async with self._slots:
-            conn = self._take_idle()
-            if conn is not None:
-                try:
-                    return await self._exchange(conn, request_head, body, max_body)
-                except (ConnectionError, ProtocolError):
-                    if conn.got_bytes:
-                        raise
-                    # The server closed the idle connection: try once more on a fresh one.
-            conn = await self._connect()
-            return await self._exchange(conn, request_head, body, max_body)
+        request_head = self._header_block(headers) + b"Content-Length: %d\r\n\r\n" % len(body)
+        if timeout is None:
+            return await self._post(request_head, body, max_body, None)
+        loop = asyncio.get_running_loop()
+        self._ensure_watchdog(loop, timeout)
+        return await self._post(request_head, body, max_body, loop.time() + timeout)
 
-    async def _exchange(self, conn: _Conn, head: bytes, body: bytes, max_body: int) -> RawResponse:
+    async def _post(self, request_head: bytes, body: Body, max_body: int, deadline: float | None) -> RawResponse:
+        if deadline is not None and self._slots.locked():
+            async with asyncio.timeout(deadline - asyncio.get_running_loop().time()):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
+        try:
+            return await self._post_with_slot(request_head, body, max_body, deadline)
+        finally:
+            self._slots.release()
+
+    async def _post_with_slot(self, request_head: bytes, body: Body, max_body: int,
+                              deadline: float | None) -> RawResponse:
+        conn = self._take_idle()
+        if conn is not None:
+            try:
+                return await self._exchange(conn, request_head, body, max_body, deadline)
+            except (ConnectionError, ProtocolError):
+                if conn.got_bytes or conn.timed_out:
+                    raise
+                # The server closed the idle connection: try once more on a fresh one.
+        if deadline is None:
+            conn = await self._connect()
+        else:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError("no response before the upstream timeout")
+            async with asyncio.timeout(remaining):
+                conn = await self._connect()
+        return await self._exchange(conn, request_head, body, max_body, deadline)
+
+    def _ensure_watchdog(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        interval = max(0.01, min(1.0, timeout / 10))
+        if self._watchdog is None or self._watchdog.done() or interval < self._watch_interval:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watch_interval = interval
+            self._watchdog = loop.create_task(self._watch(interval), name="upstream-deadlines")
+
+    async def _watch(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn, deadline in list(self._busy.items()):
+                if now >= deadline:
+                    conn.abort_for_timeout()
+
+    async def _exchange(self, conn: _Conn, head: bytes, body: Body, max_body: int,
+                        deadline: float | None = None) -> RawResponse:
         keep = False
         conn.got_bytes = False
+        if deadline is not None:
+            self._busy[conn] = deadline
         try:
             conn.write(head + body)
             resp = await self._read_response(conn, max_body)
             keep = resp.reusable
             return resp
         finally:
-            if keep and not self._closed:
+            if deadline is not None:
+                self._busy.pop(conn, None)
+            if keep and not self._closed and not conn.timed_out:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:

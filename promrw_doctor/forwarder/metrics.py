@@ -8,6 +8,7 @@ increment. Names are prefixed ``promrw_forwarder_``.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,10 +28,9 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.total += 1
         self.sum += value
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
+        i = bisect_left(self.buckets, value)  # first bound >= value
+        if i < len(self.counts):
+            self.counts[i] += 1
 
     def cumulative(self) -> list[int]:
         out, acc = [], 0

@@ -50,6 +50,7 @@ from ..identity.errors import TokenError
 from ..identity.manager import TokenManager
 from .config import ForwarderConfig
 from .fastpath import Reply, WriteListener, sweep_interval
+from .http1 import Body
 from .logfmt import get_logger
 from .metrics import SUMMARY_MSG, ForwarderMetrics, summary_fields
 from .upstream import Upstream, UpstreamError, UpstreamResponse
@@ -334,7 +335,7 @@ class Forwarder:
             raise _BodyError(400, "incomplete_body",
                              f"body ended after {len(exc.partial)} of {length} bytes") from None
 
-    async def forward_write(self, headers: dict[str, str], body: bytes) -> Reply:
+    async def forward_write(self, headers: dict[str, str], body: Body) -> Reply:
         """Forward one admitted write (``headers``: the FORWARDED_HEADERS the sender set); both paths."""
         self.metrics.bytes_received += len(body)
         reply = await self._forward(headers, body)
@@ -348,7 +349,7 @@ class Forwarder:
         out["Authorization"] = token.authorization()
         return out
 
-    async def _forward(self, headers: dict[str, str], body: bytes) -> Reply:
+    async def _forward(self, headers: dict[str, str], body: Body) -> Reply:
         cfg = self.config
         token = self.tokens.current()
         if token is None:
@@ -373,7 +374,7 @@ class Forwarder:
                 result = await self._attempt(headers, body, fresh)
         return self._answer(result)
 
-    async def _attempt(self, headers: dict[str, str], body: bytes,
+    async def _attempt(self, headers: dict[str, str], body: Body,
                        token: Token) -> UpstreamResponse | UpstreamError:
         try:
             r = await self.upstream.post(body, self._upstream_headers(headers, token))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
-from .http1 import Http1Pool, ProtocolError, ProxyError
+from .http1 import Body, Http1Pool, ProtocolError, ProxyError
 
 NetworkKind = Literal["dns", "tls", "connect", "timeout", "reset"]
 EXCERPT_BYTES = 4096
@@ -112,7 +112,7 @@ class Upstream:
             await self._pool.close()
             self._pool = None
 
-    async def post(self, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def post(self, body: Body, headers: Mapping[str, str]) -> UpstreamResponse:
         """One POST (the request/response exchange bounded by ``timeout``); raises :class:`UpstreamError`."""
         if self._pool is None:
             await self.start()
@@ -120,8 +120,7 @@ class Upstream:
         assert pool is not None
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                raw = await pool.post(body, headers, max_body=EXCERPT_BYTES)
+            raw = await pool.post(body, headers, max_body=EXCERPT_BYTES, timeout=self.timeout)
         except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
             kind, detail = classify(exc, pool.host, pool.port)
             raise UpstreamError(kind, detail, time.perf_counter() - started) from None
