@@ -412,6 +412,8 @@ class Http1Pool:
     async def _read_response(self, conn: _Conn, max_body: int) -> RawResponse:
         while True:
             buf = conn.buf
+            if not buf:
+                await conn.fill()  # then look at what came: usually the whole head at once
             end = buf.find(b"\r\n\r\n")
             if end >= 0:  # the usual case: the whole head arrived in one read
                 head = bytes(buf[:end])
