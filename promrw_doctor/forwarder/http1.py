@@ -243,7 +243,7 @@ class Http1Pool:
         self._idle: deque[_Conn] = deque()
         self._slots = asyncio.Semaphore(limit)
         self._closed = False
-        self._busy: dict[_Conn, float] = {}  # connection -> deadline (loop time) of its exchange
+        self._busy: dict[_Conn, float] = {}  # connection -> deadline (time.monotonic()) of its exchange
         self._watchdog: asyncio.Task[None] | None = None
         self._watch_interval = 1.0
         self._header_blocks: dict[tuple[tuple[str, str], ...], bytes] = {}
@@ -337,13 +337,12 @@ class Http1Pool:
         request_head = self._header_block(headers) + b"Content-Length: %d\r\n\r\n" % len(body)
         if timeout is None:
             return await self._post(request_head, body, max_body, None)
-        loop = asyncio.get_running_loop()
-        self._ensure_watchdog(loop, timeout)
-        return await self._post(request_head, body, max_body, loop.time() + timeout)
+        self._ensure_watchdog(timeout)
+        return await self._post(request_head, body, max_body, time.monotonic() + timeout)
 
     async def _post(self, request_head: bytes, body: Body, max_body: int, deadline: float | None) -> RawResponse:
         if deadline is not None and self._slots.locked():
-            async with asyncio.timeout(deadline - asyncio.get_running_loop().time()):
+            async with asyncio.timeout(deadline - time.monotonic()):
                 await self._slots.acquire()
         else:
             await self._slots.acquire()
@@ -365,26 +364,27 @@ class Http1Pool:
         if deadline is None:
             conn = await self._connect()
         else:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no response before the upstream timeout")
             async with asyncio.timeout(remaining):
                 conn = await self._connect()
         return await self._exchange(conn, request_head, body, max_body, deadline)
 
-    def _ensure_watchdog(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def _ensure_watchdog(self, timeout: float) -> None:
+        # Deadlines are time.monotonic() values (no get_running_loop(): a getpid() per call).
         interval = max(0.01, min(1.0, timeout / 10))
         if self._watchdog is None or self._watchdog.done() or interval < self._watch_interval:
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self._watch_interval = interval
-            self._watchdog = loop.create_task(self._watch(interval), name="upstream-deadlines")
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(interval),
+                                                                    name="upstream-deadlines")
 
     async def _watch(self, interval: float) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            now = loop.time()
+            now = time.monotonic()
             for conn, deadline in list(self._busy.items()):
                 if now >= deadline:
                     conn.abort_for_timeout()

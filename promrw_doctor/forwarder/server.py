@@ -537,6 +537,33 @@ def _validate(body: bytes, max_decompressed: int) -> str | None:
     return f"invalid body: {v}" if v is not None else None
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def tune_allocator(*, mmap_threshold: int = 1 << 20, trim_threshold: int = 32 << 20) -> bool:
+    """Keep glibc from returning and re-faulting heap memory on every request (Linux/glibc only).
+
+    Each read allocates a 256 KiB buffer and each body lives until upstream answers; with
+    glibc's default (dynamic) thresholds that pattern made the heap shrink and grow again
+    several times per second: a ``brk`` call and dozens of page faults per request. Fixed
+    thresholds keep buffers under 1 MiB on the heap and give memory back only beyond 32 MiB
+    free, which the forwarder's own limits (``max_buffered_bytes``) bound anyway.
+    Returns whether the allocator was tuned.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
 def _url_for_log(url: str) -> str:
     return redact(url.split("#", 1)[0])
 
@@ -555,6 +582,7 @@ async def serve(config: ForwarderConfig, tokens: TokenManager, *,
     # GC's full collections, which would otherwise scan tens of MB of module objects mid-request
     # (a p99 latency spike of several ms each time).
     gc.freeze()
+    tune_allocator()
     if ready:
         ready(fwd)
     stop = stop or asyncio.Event()

@@ -35,26 +35,6 @@ def canary_body() -> bytes:
     return rw.build_canary("fwd-test").body
 
 
-@pytest.fixture
-def fwd_factory(emu: Emulators) -> Iterator[Any]:
-    started: list[Forwarder] = []
-
-    def make(**options: Any) -> Forwarder:
-        env = options.pop("env", None) or emu.env()
-        fwd = start_forwarder(emu.lab, forwarder_config(env, **options))
-        started.append(fwd)
-        return fwd
-
-    yield make
-    for f in started:
-        stop_forwarder(emu.lab, f)
-
-
-@pytest.fixture
-def fwd(fwd_factory: Any) -> Forwarder:
-    return fwd_factory(auth_retry_after_s=7)
-
-
 def post(f: Forwarder, body: bytes | None = None, headers: dict[str, str] | None = None,
          path: str = "/api/v1/write", timeout: float = 10) -> requests.Response:
     return requests.post(forwarder_url(f, path), data=canary_body() if body is None else body,
