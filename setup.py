@@ -16,9 +16,10 @@ packages += ["promrw_doctor.checks"] + [f"promrw_doctor.checks.{p}" for p in fin
 # carries them as promrw_doctor/lab/scenarios so `promrw-doctor lab` works from an installed package.
 # Each scenario directory is listed too, so setuptools neither warns about nor drops them.
 _SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
-_scenario_pkgs = ["promrw_doctor.lab.scenarios"] + sorted(
-    f"promrw_doctor.lab.scenarios.{d.name}" for d in _SCENARIOS.iterdir() if d.is_dir()
-)
+_scenario_pkgs = [
+    "promrw_doctor.lab.scenarios",
+    *sorted(f"promrw_doctor.lab.scenarios.{d.name}" for d in _SCENARIOS.iterdir() if d.is_dir()),
+]
 packages += _scenario_pkgs
 # Data-only folders inside the package (diagnosis-code catalog, report schema).
 packages += ["promrw_doctor.catalog", "promrw_doctor.schema"]

@@ -10,6 +10,10 @@ wrk (Lua body rotation, bench/assets/remote_write_post.lua) to:
   (b) the sink through Debian nginx adding ``Authorization: Bearer ...`` (the baseline proxy);
   (c) the sink through ``promrw-doctor forward`` (a real process; token from the lab IMDS emulator).
 
+Each measurement is repeated (``--repeat``, default 3) with the targets interleaved, and
+the median is used: on a shared 2-core machine a single 10 s run of any target can lose a
+third of its throughput, or gain a 10 ms p99, to a neighbour. Every run is printed.
+
 Printed: req/s, samples/s, p50/p99 latency and the latency each proxy adds over the sink
 (at max load and at half of the forwarder's max load, paced with wrk's ``delay()``), CPU
 time per request of the forwarder and of the nginx worker (the figure least disturbed by
@@ -30,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +96,13 @@ def run_wrk(url: str, body_dir: Path, count: int, *, connections: int, duration:
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(rps, p50, p99, total, int(non2xx.group(1)) if non2xx else 0,
                      sum(int(g) for g in errs.groups()) if errs else 0)
+
+
+def median_result(results: list[WrkResult]) -> WrkResult:
+    """Field-wise median of repeated runs (throughput and each latency percentile separately)."""
+    return WrkResult(statistics.median(r.rps for r in results), statistics.median(r.p50_ms for r in results),
+                     statistics.median(r.p99_ms for r in results), sum(r.requests for r in results),
+                     sum(r.non_2xx for r in results), sum(r.errors for r in results))
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -274,6 +286,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--bodies", type=int, default=8, help="distinct pre-built bodies")
     parser.add_argument("--stall-connections", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per target (median used)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -312,43 +325,52 @@ def main() -> int:
         for url in urls.values():
             run_wrk(url, bodies, args.bodies, connections=4, duration=1, threads=args.threads)
 
-        print("\n== max load")
-        print(f"{'target':16} {'req/s':>9} {'samples/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-              f"{'errors':>7}")
-        maxr: dict[str, WrkResult] = {}
-        cpu_per_req: dict[str, float] = {}
+        print(f"\n== max load ({args.repeat} interleaved runs per target; median)")
         pids = {"nginx proxy": nginx_worker(proxy.proc.pid), "forwarder": fwd.proc.pid}
-        for name, url in urls.items():
-            before = cpu_seconds(pids[name]) if name in pids else 0.0
-            r = run_wrk(url, bodies, args.bodies, connections=args.connections, duration=args.duration,
-                        threads=args.threads)
-            if name in pids and r.requests:
-                cpu_per_req[name] = (cpu_seconds(pids[name]) - before) / r.requests * 1e6
-            maxr[name] = r
+        runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
+        cpu_runs: dict[str, list[float]] = {name: [] for name in pids}
+        for _ in range(args.repeat):
+            for name, url in urls.items():
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
+                r = run_wrk(url, bodies, args.bodies, connections=args.connections, duration=args.duration,
+                            threads=args.threads)
+                if name in pids and r.requests:
+                    cpu_runs[name].append((cpu_seconds(pids[name]) - before) / r.requests * 1e6)
+                runs[name].append(r)
+        print(f"{'target':16} {'req/s':>9} {'samples/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+              f"{'errors':>7}  runs (req/s)")
+        maxr = {name: median_result(rs) for name, rs in runs.items()}
+        for name, r in maxr.items():
             print(f"{name:16} {r.rps:9.0f} {r.samples_per_s:12,.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} "
-                  f"{r.non_2xx:8d} {r.errors:7d}")
-        print("CPU per request (the figure least disturbed by other load on the machine): "
+                  f"{sum(x.non_2xx for x in runs[name]):8d} {sum(x.errors for x in runs[name]):7d}  "
+                  + " ".join(f"{x.rps:.0f}" for x in runs[name]))
+        cpu_per_req = {name: statistics.median(v) for name, v in cpu_runs.items() if v}
+        print("CPU per request (median; the figure least disturbed by other load on the machine): "
               + ", ".join(f"{k} {v:.0f} us" for k, v in cpu_per_req.items())
               + (f"; capacity ratio forwarder/nginx {cpu_per_req['nginx proxy'] / cpu_per_req['forwarder']:.2f}"
                  if len(cpu_per_req) == 2 and cpu_per_req["forwarder"] else ""))
+        ratios = [f.rps / n.rps for f, n in zip(runs["forwarder"], runs["nginx proxy"], strict=True) if n.rps]
+        print("forwarder/nginx throughput per round: " + " ".join(f"{x:.2f}" for x in ratios))
         rss_max_load = fwd.hwm_mb()
 
         half = maxr["forwarder"].rps / 2
         conns = 8
         delay = max(0.0, conns * 1000.0 / half)
         print(f"\n== half of the forwarder's max load: target {half:.0f} req/s "
-              f"({conns} connections, {delay:.1f} ms pacing)")
-        print(f"{'target':16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'added p99':>10}")
+              f"({conns} connections, {delay:.1f} ms pacing; {args.repeat} interleaved runs, median)")
         load1 = os.getloadavg()[0]
-        halfr: dict[str, WrkResult] = {}
-        for name, url in urls.items():
-            r = run_wrk(url, bodies, args.bodies, connections=conns, duration=args.duration,
-                        threads=args.threads, delay_ms=delay)
-            halfr[name] = r
+        hruns: dict[str, list[WrkResult]] = {name: [] for name in urls}
+        for _ in range(args.repeat):
+            for name, url in urls.items():
+                hruns[name].append(run_wrk(url, bodies, args.bodies, connections=conns, duration=args.duration,
+                                           threads=args.threads, delay_ms=delay))
+        print(f"{'target':16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'added p99':>10}  "
+              "runs (p99 ms)")
+        halfr = {name: median_result(rs) for name, rs in hruns.items()}
         base = halfr["sink (direct)"]
         for name, r in halfr.items():
             print(f"{name:16} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.p50_ms - base.p50_ms:10.2f} "
-                  f"{r.p99_ms - base.p99_ms:10.2f}")
+                  f"{r.p99_ms - base.p99_ms:10.2f}  " + " ".join(f"{x.p99_ms:.2f}" for x in hruns[name]))
         print(f"(1-min load average before these runs: {load1:.1f} on {os.cpu_count()} cores; other processes "
               "on the machine show up in the p99 of every target)")
         rss_half = fwd.hwm_mb()

@@ -190,6 +190,7 @@ class FastWriteProtocol(asyncio.Protocol):
         self.chunks: list[Body] = []
         self.got = 0
         self.paused = False
+        self.eof = False
         self.task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ asyncio callbacks
@@ -219,7 +220,9 @@ class FastWriteProtocol(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def eof_received(self) -> bool | None:
-        # A sender that half-closes after its request still gets the answer; an idle one is done.
+        # A sender that half-closes after its request still gets the answer (then the connection
+        # closes); an idle one is done.
+        self.eof = True
         return self.phase == BUSY or None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -302,7 +305,7 @@ class FastWriteProtocol(asyncio.Protocol):
         if self.phase == CLOSED or t is None or t.is_closing():
             return
         t.write(reply.encode())
-        if close or reply.close:
+        if close or reply.close or self.eof:
             self.phase = CLOSED
             t.close()
             return

@@ -212,3 +212,15 @@ def test_an_oversized_head_goes_to_aiohttp_which_refuses_it(fwd: Forwarder) -> N
     assert 400 <= status < 500
     s.close()
     assert post(fwd).status_code == 204
+
+
+def test_a_sender_that_half_closes_still_gets_its_answer(emu: Emulators, fwd: Forwarder) -> None:
+    body = canary_body() + b"half-close"
+    s = _connect(fwd)
+    s.sendall(_write_request(body))
+    s.shutdown(socket.SHUT_WR)
+    r = _Reader(s)
+    assert r.response()[0] == 204
+    assert r.closed()
+    assert emu.ingestion_log.bodies[-1] == body
+    s.close()
