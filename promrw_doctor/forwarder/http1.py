@@ -32,6 +32,7 @@ Exceptions are left to the caller to classify: ``socket.gaierror`` (DNS), ``ssl.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
@@ -241,7 +242,9 @@ class Http1Pool:
         self.keepalive_timeout = keepalive_timeout
         self.proxy = proxy_for(self.scheme, self.host) if use_env_proxy else None
         self._idle: deque[_Conn] = deque()
-        self._slots = asyncio.Semaphore(limit)
+        self._limit = limit
+        self._in_use = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._busy: dict[_Conn, float] = {}  # connection -> deadline (time.monotonic()) of its exchange
         self._watchdog: asyncio.Task[None] | None = None
@@ -335,41 +338,62 @@ class Http1Pool:
         if self._closed:
             raise ConnectionResetError("upstream client is closed")
         request_head = self._header_block(headers) + b"Content-Length: %d\r\n\r\n" % len(body)
-        if timeout is None:
-            return await self._post(request_head, body, max_body, None)
-        self._ensure_watchdog(timeout)
-        return await self._post(request_head, body, max_body, time.monotonic() + timeout)
-
-    async def _post(self, request_head: bytes, body: Body, max_body: int, deadline: float | None) -> RawResponse:
-        if deadline is not None and self._slots.locked():
-            async with asyncio.timeout(deadline - time.monotonic()):
-                await self._slots.acquire()
+        deadline = None
+        if timeout is not None:
+            self._ensure_watchdog(timeout)
+            deadline = time.monotonic() + timeout
+        # One flat coroutine and a counter for the slots: this runs once per forwarded request.
+        if self._in_use < self._limit and not self._slot_waiters:
+            self._in_use += 1
         else:
-            await self._slots.acquire()
+            await self._wait_for_slot(deadline)
         try:
-            return await self._post_with_slot(request_head, body, max_body, deadline)
-        finally:
-            self._slots.release()
-
-    async def _post_with_slot(self, request_head: bytes, body: Body, max_body: int,
-                              deadline: float | None) -> RawResponse:
-        conn = self._take_idle()
-        if conn is not None:
-            try:
-                return await self._exchange(conn, request_head, body, max_body, deadline)
-            except (ConnectionError, ProtocolError):
-                if conn.got_bytes or conn.timed_out:
-                    raise
-                # The server closed the idle connection: try once more on a fresh one.
-        if deadline is None:
-            conn = await self._connect()
-        else:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no response before the upstream timeout")
-            async with asyncio.timeout(remaining):
+            conn = self._take_idle()
+            if conn is not None:
+                try:
+                    return await self._exchange(conn, request_head, body, max_body, deadline)
+                except (ConnectionError, ProtocolError):
+                    if conn.got_bytes or conn.timed_out:
+                        raise
+                    # The server closed the idle connection: try once more on a fresh one.
+            if deadline is None:
                 conn = await self._connect()
-        return await self._exchange(conn, request_head, body, max_body, deadline)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no response before the upstream timeout")
+                async with asyncio.timeout(remaining):
+                    conn = await self._connect()
+            return await self._exchange(conn, request_head, body, max_body, deadline)
+        finally:
+            self._release_slot()
+
+    async def _wait_for_slot(self, deadline: float | None) -> None:
+        """Queue for a slot (first come, first served); a released slot is handed over directly."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(fut)
+        try:
+            if deadline is None:
+                await fut
+            else:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._release_slot()  # handed to us just as we gave up: pass it on
+            else:
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(fut)
+            raise
+
+    def _release_slot(self) -> None:
+        while self._slot_waiters:
+            fut = self._slot_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot changes hands; the count stays
+                return
+        self._in_use -= 1
 
     def _ensure_watchdog(self, timeout: float) -> None:
         # Deadlines are time.monotonic() values (no get_running_loop(): a getpid() per call).

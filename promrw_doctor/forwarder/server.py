@@ -338,9 +338,35 @@ class Forwarder:
     async def forward_write(self, headers: dict[str, str], body: Body) -> Reply:
         """Forward one admitted write (``headers``: the FORWARDED_HEADERS the sender set); both paths."""
         self.metrics.bytes_received += len(body)
-        reply = await self._forward(headers, body)
+        token = self.tokens.current() or await self._wait_for_token()
+        if token is None:
+            reply = self._no_token()
+        else:
+            result = await self._attempt(headers, body, token)
+            if isinstance(result, UpstreamResponse) and result.status == 401:
+                fresh = await self.tokens.force_refresh(token)
+                if fresh is not None:
+                    log.info("upstream answered 401; retrying once with a refreshed token",
+                             extra={"fields": {"identity": self.tokens.description}})
+                    result = await self._attempt(headers, body, fresh)
+            reply = self._answer(result)
         self.metrics.responded(reply.status)
         return reply
+
+    async def _wait_for_token(self) -> Token | None:
+        try:
+            return await asyncio.wait_for(self.tokens.aget(), timeout=self.config.upstream_timeout)
+        except (TokenError, TimeoutError):
+            return None
+
+    def _no_token(self) -> Reply:
+        err = self.tokens.stats.last_error or "token fetch pending"
+        self.metrics.rejected("no_token")
+        if self._throttle("no_token") is not None:
+            log.error("no valid Entra token; answering 503 so Prometheus keeps the data and retries",
+                      extra={"fields": {"identity": self.tokens.description, "error": err}})
+        return self._text(503, f"no valid Entra token for {self.tokens.description}: {err}",
+                          headers={"Retry-After": str(self.config.no_token_retry_after_s)})
 
     @staticmethod
     def _upstream_headers(headers: dict[str, str], token: Token) -> dict[str, str]:
@@ -348,31 +374,6 @@ class Forwarder:
         out.setdefault("User-Agent", "promrw-doctor-forwarder")
         out["Authorization"] = token.authorization()
         return out
-
-    async def _forward(self, headers: dict[str, str], body: Body) -> Reply:
-        cfg = self.config
-        token = self.tokens.current()
-        if token is None:
-            try:
-                token = await asyncio.wait_for(self.tokens.aget(), timeout=cfg.upstream_timeout)
-            except (TokenError, TimeoutError):
-                token = None
-        if token is None:
-            err = self.tokens.stats.last_error or "token fetch pending"
-            self.metrics.rejected("no_token")
-            if self._throttle("no_token") is not None:
-                log.error("no valid Entra token; answering 503 so Prometheus keeps the data and retries",
-                          extra={"fields": {"identity": self.tokens.description, "error": err}})
-            return self._text(503, f"no valid Entra token for {self.tokens.description}: {err}",
-                              headers={"Retry-After": str(cfg.no_token_retry_after_s)})
-        result = await self._attempt(headers, body, token)
-        if isinstance(result, UpstreamResponse) and result.status == 401:
-            fresh = await self.tokens.force_refresh(token)
-            if fresh is not None:
-                log.info("upstream answered 401; retrying once with a refreshed token",
-                         extra={"fields": {"identity": self.tokens.description}})
-                result = await self._attempt(headers, body, fresh)
-        return self._answer(result)
 
     async def _attempt(self, headers: dict[str, str], body: Body,
                        token: Token) -> UpstreamResponse | UpstreamError:

@@ -243,3 +243,36 @@ def test_https_through_an_env_proxy(monkeypatch: pytest.MonkeyPatch, tmp_path: A
             s.close()
 
     run(go())
+
+
+def test_slots_bound_concurrency_and_a_timed_out_waiter_leaks_none() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: dict[str, Any]) -> None:
+        while True:
+            await read_request(reader)
+            state["active"] = state.get("active", 0) + 1
+            state["peak"] = max(state.get("peak", 0), state["active"])
+            await asyncio.sleep(0.2)
+            state["active"] -= 1
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async def go() -> None:
+        async with server(handler) as (url, state):
+            pool = Http1Pool(url, limit=2)
+            results = await asyncio.gather(*(pool.post(b"x", {}, timeout=5) for _ in range(5)))
+            assert [r.status for r in results] == [204] * 5
+            assert state["peak"] == 2  # never more than the limit at once
+            # Two slow requests hold both slots; a third gives up waiting for one...
+            slow = [asyncio.ensure_future(pool.post(b"x", {}, timeout=5)) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(TimeoutError):
+                await pool.post(b"x", {}, timeout=0.1)
+            assert [r.status for r in await asyncio.gather(*slow)] == [204, 204]
+            # ...and leaves no slot behind: both can be used again at once.
+            started = asyncio.get_running_loop().time()
+            again = await asyncio.gather(*(pool.post(b"x", {}, timeout=5) for _ in range(2)))
+            assert [r.status for r in again] == [204, 204]
+            assert asyncio.get_running_loop().time() - started < 0.35  # in parallel, not one after the other
+            await pool.close()
+
+    run(go())
