@@ -224,3 +224,13 @@ def test_a_sender_that_half_closes_still_gets_its_answer(emu: Emulators, fwd: Fo
     assert r.closed()
     assert emu.ingestion_log.bodies[-1] == body
     s.close()
+
+
+def test_allocator_thresholds_are_accepted_on_linux() -> None:
+    import sys
+
+    from promrw_doctor.forwarder.server import tune_allocator
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc mallopt is Linux-only")
+    assert tune_allocator(mmap_threshold=1 << 20, trim_threshold=32 << 20) is True
