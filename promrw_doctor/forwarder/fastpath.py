@@ -38,6 +38,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple, cast
 
+from ..core.redact import redact
 from .http1 import Body
 from .logfmt import get_logger
 
@@ -293,7 +294,7 @@ class FastWriteProtocol(asyncio.Protocol):
             reply = await self.fwd.forward_write(head.headers, body)
         except Exception as exc:  # a bug must not lose the batch: 503 makes Prometheus retry
             log.error("internal error forwarding a write; answering 503",
-                      extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
+                      extra={"fields": {"error": redact(f"{type(exc).__name__}: {exc}")}})
             reply = Reply(503, "promrw-doctor forwarder: internal error; retry\n", close=True)
         finally:
             self.fwd.release(head.length)
