@@ -151,17 +151,6 @@ class _Conn(asyncio.Protocol):
             finally:
                 self._waiter = None
 
-    async def read_line(self, limit: int) -> bytes:
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[: i + 2]
-                return line
-            if len(self.buf) > limit:
-                raise ProtocolError("response line too long")
-            await self.fill()
-
     async def peek_line(self, limit: int) -> bytes:
         """The first line in the buffer, not consumed (so garbage is recognised before a whole head)."""
         while True:
@@ -171,6 +160,11 @@ class _Conn(asyncio.Protocol):
             if len(self.buf) > limit:
                 raise ProtocolError("response line too long")
             await self.fill()
+
+    async def read_line(self, limit: int) -> bytes:
+        line = await self.peek_line(limit)
+        del self.buf[: len(line) + 2]
+        return line
 
     async def read_head(self, limit: int) -> bytes:
         """Everything up to the blank line that ends a response head (consumed, without it)."""

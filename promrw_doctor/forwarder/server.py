@@ -155,13 +155,15 @@ class Forwarder:
         self.metrics.token_expiry = tok.expires_on if tok else 0.0
 
     # ---------------------------------------------------------------- app
-    def _connection_refused(self) -> None:
+    def _refuse_connection(self) -> asyncio.Protocol:
+        """A connection beyond ``max_connections``: counted, logged (throttled), answered 503 and closed."""
         self.metrics.rejected("connections")
         self.metrics.responded(503)
         n = self._throttle("reject:connections")
         if n is not None:
             log.warning("too many connections; refusing new ones with 503",
                         extra={"fields": {"limit": self.config.max_connections, "suppressed": n}})
+        return _Refuse()
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         # Requests the fast path hands over (see .fastpath) land here. A low-level aiohttp server
@@ -172,17 +174,12 @@ class Forwarder:
         return await handler(request)
 
     @staticmethod
-    def _reply(status: int, reason: str, *, headers: dict[str, str] | None = None,
-               close: bool = False) -> web.Response:
-        resp = web.Response(status=status, text=PREFIX + reason + "\n", content_type="text/plain",
-                            charset="utf-8", headers=headers)
-        if close:
-            resp.force_close()
-        return resp
-
-    @staticmethod
     def _text(status: int, reason: str, *, headers: dict[str, str] | None = None, close: bool = False) -> Reply:
         return Reply(status, PREFIX + reason + "\n", tuple((headers or {}).items()), close)
+
+    def _web_text(self, status: int, reason: str, *, headers: dict[str, str] | None = None,
+                  close: bool = False) -> web.Response:
+        return self._web(self._text(status, reason, headers=headers, close=close))
 
     @staticmethod
     def _web(reply: Reply) -> web.Response:
@@ -237,7 +234,7 @@ class Forwarder:
         return self.server()
 
     def _not_get(self, request: web.BaseRequest) -> web.Response:
-        return self._reply(405, f"{request.method} not allowed on {request.path}; use GET",
+        return self._web_text(405, f"{request.method} not allowed on {request.path}; use GET",
                            headers={"Allow": "GET"}, close=request.can_read_body)
 
     async def handle_health(self, request: web.BaseRequest) -> web.Response:
@@ -249,11 +246,11 @@ class Forwarder:
         if request.method not in ("GET", "HEAD"):
             return self._not_get(request)
         if self._stopping:
-            return self._reply(503, "shutting down")
+            return self._web_text(503, "shutting down")
         tok = self.tokens.current()
         if tok is None:
             err = self.tokens.stats.last_error or "no token acquired yet"
-            return self._reply(503, f"not ready: no valid token for {self.tokens.description}: {err}")
+            return self._web_text(503, f"not ready: no valid token for {self.tokens.description}: {err}")
         return web.Response(text="ready\n")
 
     async def handle_metrics(self, request: web.BaseRequest) -> web.Response:
@@ -264,7 +261,7 @@ class Forwarder:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def handle_unknown(self, request: web.BaseRequest) -> web.Response:
-        return self._reply(404, f"no such path {request.path[:200]!r}; "
+        return self._web_text(404, f"no such path {request.path[:200]!r}; "
                                 f"remote write goes to POST {WRITE_PATH}", close=request.can_read_body)
 
     # -------------------------------------------------------------- write
@@ -463,10 +460,6 @@ class Forwarder:
             "listen": f"http://{cfg.listen_host}:{self.port}{WRITE_PATH}",
             "upstream": _url_for_log(cfg.ingestion_url), "identity": self.tokens.description,
             "validate": cfg.validate, "passThrough4xx": cfg.pass_through_4xx}})
-
-    def _refuse_connection(self) -> asyncio.Protocol:
-        self._connection_refused()
-        return _Refuse()
 
     async def _sweep_loop(self) -> None:
         interval = sweep_interval(self.config.read_timeout, self.config.idle_timeout)
